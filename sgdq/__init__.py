@@ -1,0 +1,27 @@
+"""sgdq: a reproducible companion to *Superpositional Gradient Descent* (Pamuk et al., 2025).
+
+Modules, one concept of the paper each:
+
+* :mod:`sgdq.optim`     — the optimizer, Eq. (1)–(2), and the quantum-inspired moment baseline;
+* :mod:`sgdq.circuit`   — the variational circuit, Eq. (5), and its readout Φ, Eq. (4);
+* :mod:`sgdq.attention` — quantum attention, Eq. (3);
+* :mod:`sgdq.models`    — the Table II transformer classifier.
+"""
+
+from .attention import QuantumAttention
+from .circuit import build_circuit, fourier_series, readout, statevector
+from .models import TransformerClassifier
+from .optim import QuantumMomentAdam, SuperpositionalAdam
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "QuantumAttention",
+    "QuantumMomentAdam",
+    "SuperpositionalAdam",
+    "TransformerClassifier",
+    "build_circuit",
+    "fourier_series",
+    "readout",
+    "statevector",
+]

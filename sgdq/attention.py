@@ -1,0 +1,95 @@
+"""Quantum attention, Eq. (3)–(4).
+
+Pamuk et al. (2025), Sec. III-B, add the circuit's readout to the attention logits:
+
+    Attention(Q, K, V) = softmax( QKᵀ/√d_k + Φ(Q, K, C) ) V                     (Eq. 3)
+    Φ_{ijh} = Σ_{k=1}^{n_qubits} ψ_k( C((QKᵀ)_{ijh}) )                           (Eq. 4)
+
+Our choices, where the paper is silent:
+
+* **Which score the circuit reads** (``circuit_input``). Eq. (4) writes the raw product
+  (QKᵀ)_{ijh}, so ``"raw"`` is the default; ``"scaled"`` feeds QKᵀ/√d_k instead.
+* **How the score enters the circuit**: as an angle offset of every R_y (see
+  :mod:`sgdq.circuit`). Φ is then an exact trigonometric polynomial in the score, which is
+  what makes it cheap to evaluate for every (i, j, h).
+* **Which parameters are trainable**: each attention layer owns one (θ, φ) pair of shape
+  (depth, n_qubits), shared by its heads, initialised uniformly in [0, 2π).
+
+Used in: :mod:`sgdq.models`, ``notebooks/04_quantum_attention``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .circuit import READOUTS, readout
+
+CIRCUIT_INPUTS = ("raw", "scaled")
+
+
+class QuantumAttention(nn.Module):
+    """Multi-head self-attention with the circuit term Φ of Eq. (3)–(4).
+
+    ``forward(x, key_padding_mask=None)`` takes x of shape (batch, seq, d_model) and returns
+    the same shape. ``key_padding_mask`` (batch, seq) is True where a key is padding, as in
+    :class:`torch.nn.MultiheadAttention`. With ``quantum=False`` it is standard
+    scaled-dot-product attention with the same projections.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, n_qubits: int = 4, depth: int = 2,
+                 readout: str = "amplitude", dropout: float = 0.0, *, circuit_input: str = "raw",
+                 quantum: bool = True):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        if circuit_input not in CIRCUIT_INPUTS:
+            raise ValueError(f"circuit_input must be one of {CIRCUIT_INPUTS}, got {circuit_input!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.d_model, self.n_heads, self.d_k = d_model, n_heads, d_model // n_heads
+        self.readout_kind, self.circuit_input, self.quantum = readout, circuit_input, quantum
+        self.dropout = dropout
+        self.in_proj = nn.Linear(d_model, 3 * d_model)  # [W_q; W_k; W_v], as nn.MultiheadAttention
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.theta = nn.Parameter(torch.rand(depth, n_qubits) * 2 * math.pi)
+        self.phi = nn.Parameter(torch.rand(depth, n_qubits) * 2 * math.pi)
+
+    def _heads(self, x):
+        b, s, _ = x.shape
+        return self.in_proj(x).view(b, s, 3, self.n_heads, self.d_k).permute(2, 0, 3, 1, 4)
+
+    def _logits(self, q, k, key_padding_mask):
+        """QKᵀ/√d_k + Φ (+ −∞ on padded keys): shape (batch, heads, seq, seq)."""
+        scores = q @ k.transpose(-2, -1)
+        scale = 1.0 / math.sqrt(self.d_k)
+        logits = scores * scale
+        if self.quantum:
+            x = scores if self.circuit_input == "raw" else logits
+            logits = logits + self.circuit_term(x)
+        if key_padding_mask is not None:
+            logits = logits.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
+        return logits
+
+    def circuit_term(self, scores: torch.Tensor) -> torch.Tensor:
+        """Φ of Eq. (4) for every score (any shape)."""
+        return readout(scores, self.theta, self.phi, self.readout_kind)
+
+    def attention_weights(self, x, key_padding_mask=None):
+        """The softmax weights, (batch, heads, seq, seq); for plots."""
+        q, k, _ = self._heads(x)
+        return torch.softmax(self._logits(q, k, key_padding_mask), dim=-1)
+
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"x must have shape (batch, seq, {self.d_model}), got {tuple(x.shape)}")
+        q, k, v = self._heads(x)
+        attn = torch.softmax(self._logits(q, k, key_padding_mask), dim=-1)
+        attn = F.dropout(attn, self.dropout, self.training)
+        out = (attn @ v).transpose(1, 2).reshape(x.shape)
+        return self.out_proj(out)

@@ -1,0 +1,76 @@
+"""The Table II classifier: a small transformer encoder with (quantum) attention.
+
+Table II of Pamuk et al. (2025): 64-dim embeddings, 4 heads, feed-forward 128, 2 layers,
+dropout 0.1, a 4-qubit depth-2 circuit. The paper gives no more; our choices are a learned
+positional embedding, post-norm encoder layers (as the original Transformer and
+``nn.TransformerEncoderLayer``'s default), ReLU in the feed-forward block, and mean pooling
+over non-padding tokens into a linear head.
+
+Used in: ``notebooks/01_math`` (parameter count), ``notebooks/05_text_classification``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .attention import QuantumAttention
+
+ATTENTIONS = ("quantum", "classical")
+
+
+class EncoderLayer(nn.Module):
+    """Post-norm transformer encoder layer around :class:`QuantumAttention`."""
+
+    def __init__(self, d_model, n_heads, d_ff, dropout, quantum, **circuit):
+        super().__init__()
+        self.attn = QuantumAttention(d_model, n_heads, dropout=dropout, quantum=quantum, **circuit)
+        self.ff = nn.Sequential(nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(dropout),
+                                nn.Linear(d_ff, d_model))
+        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, key_padding_mask=None):
+        x = self.norm1(x + self.drop(self.attn(x, key_padding_mask)))
+        return self.norm2(x + self.drop(self.ff(x)))
+
+
+class TransformerClassifier(nn.Module):
+    """Table II's classifier. ``forward(tokens)`` maps (batch, seq) int64 ids to logits.
+
+    ``attention="classical"`` switches the circuit term off (same parameters otherwise,
+    the circuit angles then receive no gradient), so the two variants start from the same
+    weights at the same seed.
+    """
+
+    def __init__(self, vocab_size: int, n_classes: int = 2, max_len: int = 64, d_model: int = 64,
+                 n_heads: int = 4, d_ff: int = 128, n_layers: int = 2, dropout: float = 0.1,
+                 attention: str = "quantum", n_qubits: int = 4, depth: int = 2,
+                 readout: str = "amplitude", circuit_input: str = "raw", pad_id: int = 0):
+        super().__init__()
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
+        self.pad_id, self.max_len = pad_id, max_len
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.pos = nn.Embedding(max_len, d_model)
+        self.layers = nn.ModuleList(
+            EncoderLayer(d_model, n_heads, d_ff, dropout, attention == "quantum", n_qubits=n_qubits,
+                         depth=depth, readout=readout, circuit_input=circuit_input)
+            for _ in range(n_layers)
+        )
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(d_model, n_classes)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.dim() != 2:
+            raise ValueError(f"tokens must have shape (batch, seq), got {tuple(tokens.shape)}")
+        if tokens.shape[1] > self.max_len:
+            raise ValueError(f"sequence length {tokens.shape[1]} exceeds max_len={self.max_len}")
+        pad = tokens == self.pad_id
+        pos = torch.arange(tokens.shape[1], device=tokens.device)
+        x = self.drop(self.embed(tokens) + self.pos(pos))
+        for layer in self.layers:
+            x = layer(x, pad)
+        keep = (~pad).unsqueeze(-1).to(x.dtype)
+        pooled = (x * keep).sum(1) / keep.sum(1).clamp_min(1.0)
+        return self.head(pooled)
