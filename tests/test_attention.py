@@ -1,0 +1,188 @@
+"""QuantumAttention and the Table II classifier."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sgdq.attention import QuantumAttention
+from sgdq.circuit import readout
+from sgdq.models import TransformerClassifier
+
+
+def attn_and_input(seed=0, **kw):
+    torch.manual_seed(seed)
+    att = QuantumAttention(16, 4, **kw)
+    x = torch.randn(3, 6, 16)
+    return att, x
+
+
+def projections(att, x):
+    b, s, d = x.shape
+    q, k, v = (x @ att.in_proj.weight.T + att.in_proj.bias).split(d, -1)
+    return [t.view(b, s, att.n_heads, att.d_k).transpose(1, 2) for t in (q, k, v)]
+
+
+def padding(b=3, s=6):
+    mask = torch.zeros(b, s, dtype=torch.bool)
+    mask[0, 4:] = True
+    mask[2, 1:] = True
+    return mask
+
+
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_quantum_off_equals_torch_sdpa(use_mask):
+    att, x = attn_and_input(quantum=False)
+    mask = padding() if use_mask else None
+    q, k, v = projections(att, x)
+    attn_mask = None if mask is None else ~mask[:, None, None, :]
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+    ref = ref.transpose(1, 2).reshape(x.shape) @ att.out_proj.weight.T + att.out_proj.bias
+    torch.testing.assert_close(att(x, mask), ref, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_quantum_off_equals_nn_multiheadattention(use_mask):
+    att, x = attn_and_input(quantum=False)
+    mha = torch.nn.MultiheadAttention(16, 4, batch_first=True)
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(att.in_proj.weight)
+        mha.in_proj_bias.copy_(att.in_proj.bias)
+        mha.out_proj.weight.copy_(att.out_proj.weight)
+        mha.out_proj.bias.copy_(att.out_proj.bias)
+    mask = padding() if use_mask else None
+    ref, _ = mha(x, x, x, key_padding_mask=mask, need_weights=False)
+    torch.testing.assert_close(att(x, mask), ref, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("circuit_input", ["raw", "scaled"])
+@pytest.mark.parametrize("kind", ["amplitude", "probability", "expval_z"])
+def test_quantum_on_is_eq3_with_the_reference_circuit(circuit_input, kind):
+    att, x = attn_and_input(seed=1, readout=kind, circuit_input=circuit_input)
+    mask = padding()
+    q, k, v = projections(att, x)
+    raw = q @ k.transpose(-2, -1)
+    scaled = raw / math.sqrt(att.d_k)
+    phi = readout(raw if circuit_input == "raw" else scaled, att.theta, att.phi, kind, method="statevector")
+    logits = (scaled + phi).masked_fill(mask[:, None, None, :], float("-inf"))
+    ref = torch.softmax(logits, -1) @ v
+    ref = ref.transpose(1, 2).reshape(x.shape) @ att.out_proj.weight.T + att.out_proj.bias
+    torch.testing.assert_close(att(x, mask), ref, atol=1e-5, rtol=1e-5)
+    # and the circuit term really changes the output
+    att.quantum = False
+    assert (att(x, mask) - ref).abs().max() > 1e-3
+
+
+def test_circuit_input_changes_the_result():
+    a1, x = attn_and_input(seed=2, circuit_input="raw")
+    a2, _ = attn_and_input(seed=2, circuit_input="scaled")
+    assert (a1(x) - a2(x)).abs().max() > 1e-4
+
+
+def test_gradients_reach_the_circuit_angles_and_match_finite_differences():
+    att, x = attn_and_input(seed=3)
+    att = att.double()
+    x = x.double()
+    w = torch.randn(x.shape, dtype=torch.float64)
+    loss = (att(x) * w).sum()
+    g_theta, g_phi = torch.autograd.grad(loss, [att.theta, att.phi])
+    assert g_theta.abs().max() > 1e-4 and g_phi.abs().max() > 1e-4
+    h = 1e-6
+    for param, grad in [(att.theta, g_theta), (att.phi, g_phi)]:
+        for i in range(param.numel()):
+            with torch.no_grad():
+                param.view(-1)[i] += h
+                up = (att(x) * w).sum()
+                param.view(-1)[i] -= 2 * h
+                down = (att(x) * w).sum()
+                param.view(-1)[i] += h
+            assert grad.view(-1)[i].item() == pytest.approx(((up - down) / (2 * h)).item(), rel=1e-5, abs=1e-7)
+
+
+def test_attention_weights_are_a_distribution_that_ignores_padding():
+    att, x = attn_and_input(seed=4)
+    mask = padding()
+    w = att.attention_weights(x, mask)
+    assert w.shape == (3, 4, 6, 6)
+    torch.testing.assert_close(w.sum(-1), torch.ones(3, 4, 6))
+    assert w[0, :, :, 4:].abs().max() == 0
+
+
+def test_attention_bad_arguments():
+    with pytest.raises(ValueError, match="divisible"):
+        QuantumAttention(10, 4)
+    with pytest.raises(ValueError, match="readout"):
+        QuantumAttention(16, 4, readout="amp")
+    with pytest.raises(ValueError, match="circuit_input.*raw.*scaled"):
+        QuantumAttention(16, 4, circuit_input="both")
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, seq, 16\)"):
+        QuantumAttention(16, 4)(torch.zeros(2, 16))
+
+
+# --------------------------------------------------------------------------------------
+# Table II classifier
+# --------------------------------------------------------------------------------------
+def test_classifier_follows_table_ii():
+    model = TransformerClassifier(vocab_size=100)
+    assert len(model.layers) == 2
+    layer = model.layers[0]
+    assert model.embed.embedding_dim == 64
+    assert layer.attn.n_heads == 4 and layer.attn.d_k == 16
+    assert layer.ff[0].out_features == 128
+    assert layer.ff[2].p == 0.1 and layer.attn.dropout == 0.1
+    assert tuple(layer.attn.theta.shape) == (2, 4)  # depth 2, 4 qubits
+    n_circuit = sum(p.numel() for n, p in model.named_parameters() if n.endswith(("theta", "phi")))
+    assert n_circuit == 2 * 2 * 2 * 4  # 2 layers × (θ, φ) × depth × qubits
+
+
+def test_classical_and_quantum_share_initial_weights():
+    torch.manual_seed(0)
+    mq = TransformerClassifier(50, attention="quantum")
+    torch.manual_seed(0)
+    mc = TransformerClassifier(50, attention="classical")
+    for (n1, p1), (n2, p2) in zip(mq.named_parameters(), mc.named_parameters()):
+        assert n1 == n2 and torch.equal(p1, p2)
+    tokens = torch.randint(1, 50, (4, 10))
+    mq.eval()
+    mc.eval()
+    assert (mq(tokens) - mc(tokens)).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("attention", ["quantum", "classical"])
+def test_padding_does_not_change_the_logits(attention):
+    torch.manual_seed(0)
+    model = TransformerClassifier(30, n_classes=3, attention=attention).eval()
+    tokens = torch.randint(1, 30, (2, 7))
+    padded = torch.cat([tokens, torch.zeros(2, 5, dtype=torch.long)], 1)
+    torch.testing.assert_close(model(padded), model(tokens), atol=1e-5, rtol=1e-5)
+
+
+def test_classifier_learns_an_order_dependent_toy_task():
+    """Label = whether token 1 comes before token 2: bag-of-tokens cannot solve it."""
+    g = torch.Generator().manual_seed(0)
+    n, s = 256, 8
+    tokens = torch.randint(3, 10, (n, s), generator=g)
+    pos = torch.stack([torch.randperm(s, generator=g)[:2] for _ in range(n)])
+    tokens[torch.arange(n), pos[:, 0]] = 1
+    tokens[torch.arange(n), pos[:, 1]] = 2
+    labels = (pos[:, 0] < pos[:, 1]).long()
+    torch.manual_seed(0)
+    model = TransformerClassifier(10, max_len=s, dropout=0.0)
+    from sgdq.optim import SuperpositionalAdam
+
+    opt = SuperpositionalAdam(model.parameters(), lr=3e-3)
+    for _ in range(60):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(tokens), labels)
+        loss.backward()
+        opt.step()
+    acc = (model(tokens).argmax(-1) == labels).float().mean().item()
+    assert acc > 0.9, acc
+
+
+def test_classifier_bad_arguments():
+    with pytest.raises(ValueError, match="attention must be one of"):
+        TransformerClassifier(10, attention="hybrid")
+    with pytest.raises(ValueError, match="max_len"):
+        TransformerClassifier(10, max_len=4)(torch.ones(1, 5, dtype=torch.long))
