@@ -1,0 +1,25 @@
+# The two commands of the README:  make book  |  make test
+PY ?= python3
+export PYTHON := $(PY)
+
+.PHONY: install book test bench clean
+
+.stamp-install: pyproject.toml scripts/install.sh
+	bash scripts/install.sh
+	touch $@
+
+install: .stamp-install
+
+## book: build the static HTML book into _build/html
+book: .stamp-install
+	jupyter-book build . --warningiserror --keep-going
+
+## test: every test; pytest's "no tests collected" (exit 5) counts as a failure
+test: .stamp-install
+	$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+bench: .stamp-install
+	$(PY) benchmarks/bench_core.py
+
+clean:
+	rm -rf _build .stamp-install
