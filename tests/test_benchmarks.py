@@ -1,5 +1,6 @@
 """The benchmark runs and prints its ratios (no absolute timing is asserted)."""
 
+import os
 import re
 import subprocess
 import sys
@@ -10,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_quick_benchmark_prints_ratios(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_core.py"), "--quick",
-                          "--csv", str(tmp_path / "b.csv")], capture_output=True, text=True, timeout=600)
+                          "--csv", str(tmp_path / "b.csv")], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
     ratios = re.findall(r"^ratio\s+(.+?)\s+([0-9.]+)$", out.stdout, flags=re.M)
     assert len(ratios) == 4, out.stdout
