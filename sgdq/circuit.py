@@ -22,10 +22,13 @@ Three readouts Φ(x) are offered (``kind``):
 Two exact evaluation paths are provided:
 
 * :func:`statevector` applies the gates one by one to a batch of states (the reference);
-* :func:`fourier_series` + :func:`evaluate_series` use the fact that, with angle encoding,
-  every amplitude is a trigonometric polynomial in x whose frequencies are multiples of 1/2
-  up to (n·depth)/2 (Schuld, Sweke & Meyer 2021). The coefficients depend on θ and φ only,
-  so they are computed once per forward pass and then evaluated for every score.
+* :func:`fourier_series` + :func:`evaluate_series` (the default of :func:`readout`) use the
+  fact that, with angle encoding, every amplitude is a trigonometric polynomial in x whose
+  frequencies are multiples of 1/2 up to (n·depth)/2 (Schuld, Sweke & Meyer 2021). The
+  coefficients depend on θ and φ only: they are computed once per forward pass from 2M + 1
+  simulated samples (a discrete Fourier transform, exact for a band-limited function),
+  with their θ/φ-gradients from the parameter-shift rule, and then evaluated for every
+  score with two trigonometric calls and a rotation recurrence.
 
 Used in: ``notebooks/02_circuit``, :mod:`sgdq.attention`.
 """
