@@ -22,46 +22,19 @@ import argparse
 import csv
 import platform
 import sys
-import time
 
 import numpy as np
 import torch
 
 from sgdq.attention import QuantumAttention
-from sgdq.circuit import build_circuit, circuit_bindings, readout, readout_from_state
-
-
-def timeit(fn, repeat: int, warmup: int = 1) -> float:
-    """Median seconds per call of ``fn`` over ``repeat`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+from sgdq.benchmark import timeit
+from sgdq.circuit import aer_statevectors, readout, readout_from_state
 
 
 def aer_seconds_per_score(n_binds: int, theta, phi, seed=0) -> float:
     """qiskit-aer statevector simulation of Eq. (5), ``n_binds`` scores in one ``run()``."""
-    from qiskit import transpile
-    from qiskit_aer import AerSimulator
-
-    qc = build_circuit(theta.shape[1], theta.shape[0])
-    qc.save_statevector()
-    sim = AerSimulator(method="statevector")
-    tqc = transpile(qc, sim)
-    xs = np.random.default_rng(seed).normal(0.0, 3.0, n_binds)
-    one = circuit_bindings(tqc, 0.0, theta, phi)
-    binds = {p: ([float(x) for x in xs] if p.name == "x" else [v] * n_binds) for p, v in one.items()}
-
-    def run():
-        result = sim.run(tqc, parameter_binds=[binds]).result()
-        states = np.stack([np.asarray(result.get_statevector(i)) for i in range(n_binds)])
-        return readout_from_state(torch.from_numpy(states), "amplitude")
-
-    return timeit(run, repeat=2) / n_binds
+    xs = torch.from_numpy(np.random.default_rng(seed).normal(0.0, 3.0, n_binds))
+    return timeit(lambda: readout_from_state(aer_statevectors(xs, theta, phi), "amplitude"), repeat=2) / n_binds
 
 
 def main(argv=None):

@@ -112,6 +112,31 @@ def bind_circuit(qc, x, theta, phi):
     return qc.assign_parameters(circuit_bindings(qc, x, theta, phi))
 
 
+def aer_statevectors(xs, theta, phi) -> torch.Tensor:
+    """Statevectors of the bound circuit for every x, from qiskit-aer in one ``run()``.
+
+    All scores go in as parameter binds of a single circuit (one experiment each); returns a
+    complex128 tensor of shape (len(xs), 2**n). Used to check :func:`statevector` against
+    an independent simulator, and as the Qiskit baseline of the benchmarks.
+
+    Used in: ``notebooks/02_circuit``, ``benchmarks/bench_core.py``.
+    """
+    import numpy as np
+    from qiskit import transpile
+    from qiskit_aer import AerSimulator
+
+    theta, phi = torch.as_tensor(theta), torch.as_tensor(phi)
+    qc = build_circuit(theta.shape[1], theta.shape[0])
+    qc.save_statevector()
+    sim = AerSimulator(method="statevector")
+    tqc = transpile(qc, sim)
+    xs = [float(x) for x in torch.as_tensor(xs).reshape(-1)]
+    one = circuit_bindings(tqc, 0.0, theta, phi)
+    binds = {p: (xs if p.name == "x" else [v] * len(xs)) for p, v in one.items()}
+    result = sim.run(tqc, parameter_binds=[binds]).result()
+    return torch.from_numpy(np.stack([np.asarray(result.get_statevector(i)) for i in range(len(xs))]))
+
+
 # --------------------------------------------------------------------------------------
 # Reference path: apply the gates to a batch of statevectors
 # --------------------------------------------------------------------------------------

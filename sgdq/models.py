@@ -74,3 +74,25 @@ class TransformerClassifier(nn.Module):
         keep = (~pad).unsqueeze(-1).to(x.dtype)
         pooled = (x * keep).sum(1) / keep.sum(1).clamp_min(1.0)
         return self.head(pooled)
+
+
+def llama_parameter_shapes(hidden: int = 576, intermediate: int = 1536, layers: int = 30, vocab: int = 49152,
+                           heads: int = 9, kv_heads: int = 3, tied: bool = True) -> list[tuple[int, ...]]:
+    """Parameter shapes of a Llama-architecture decoder, in ``named_parameters()`` order.
+
+    The defaults are SmolLM2-135M's (134.5M parameters, tied embeddings); Llama-3.2-1B is
+    ``hidden=2048, intermediate=8192, layers=16, vocab=128256, heads=32, kv_heads=8``.
+    Used to count what Eq. (2) touches without loading weights, and by the benchmarks.
+
+    Used in: ``notebooks/01_math``, ``benchmarks/``.
+    """
+    head_dim = hidden // heads
+    shapes = [(vocab, hidden)]
+    for _ in range(layers):
+        shapes += [(hidden, hidden), (kv_heads * head_dim, hidden), (kv_heads * head_dim, hidden),
+                   (hidden, hidden), (intermediate, hidden), (intermediate, hidden), (hidden, intermediate),
+                   (hidden,), (hidden,)]
+    shapes.append((hidden,))
+    if not tied:
+        shapes.append((vocab, hidden))
+    return shapes

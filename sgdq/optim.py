@@ -98,6 +98,15 @@ def perturbed_counts(numels, n_qubits, scope="tensor", offset=0):
     return counts
 
 
+def perturbed_fraction(shapes, n_qubits=4, scope="tensor") -> tuple[int, int]:
+    """(perturbed elements, all elements) for parameter tensors of the given shapes.
+
+    Used in: ``notebooks/01_math`` (how small the perturbed share of a model is).
+    """
+    numels = [math.prod(s) for s in shapes]
+    return sum(perturbed_counts(numels, n_qubits, scope)), sum(numels)
+
+
 def _head(p: torch.Tensor, k: int) -> torch.Tensor:
     """A view of the first k elements of p in row-major order."""
     if not p.is_contiguous():
