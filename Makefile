@@ -2,7 +2,7 @@
 PY ?= python3
 export PYTHON := $(PY)
 
-.PHONY: install book test bench clean
+.PHONY: install book nbval-refresh test bench clean
 
 .stamp-install: pyproject.toml scripts/install.sh
 	bash scripts/install.sh
@@ -10,9 +10,16 @@ export PYTHON := $(PY)
 
 install: .stamp-install
 
-## book: build the static HTML book into _build/html
+PROFILE ?= cpu
+DEVICE ?= auto
+
+## book: run every notebook with papermill at $(PROFILE), then build the HTML book into _build/html
 book: .stamp-install
-	jupyter-book build . --warningiserror --keep-going
+	$(PY) scripts/build_book.py --profile $(PROFILE) --device $(DEVICE)
+
+## nbval-refresh: re-execute the smoke copies that nbval checks (after changing a notebook)
+nbval-refresh: .stamp-install
+	$(PY) scripts/build_book.py --profile smoke --out tests/notebooks --no-book
 
 ## test: every test; pytest's "no tests collected" (exit 5) counts as a failure
 test: .stamp-install

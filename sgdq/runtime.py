@@ -51,9 +51,9 @@ SETTINGS: dict[str, dict[str, dict]] = {
         "paper": dict(n_points=2000, n_aer=2048),
     },
     "03_optimizer": {
-        "smoke": dict(seeds=2, steps=60, timing_repeats=5),
-        "cpu": dict(seeds=5, steps=400, timing_repeats=30),
-        "paper": dict(seeds=10, steps=1000, timing_repeats=100),
+        "smoke": dict(seeds=2, steps=60, timing_repeats=5, llm_sized=False),
+        "cpu": dict(seeds=5, steps=400, timing_repeats=20, llm_sized=True),
+        "paper": dict(seeds=10, steps=1000, timing_repeats=50, llm_sized=True),
     },
     "04_quantum_attention": {
         "smoke": dict(batch=4, seq=8, timing_repeats=5),
@@ -155,12 +155,13 @@ class Run:
         return info
 
 
-def start(notebook: str, history=None, **params) -> Run:
+def start(notebook: str, history=None, choices: dict | None = None, **params) -> Run:
     """Validate a notebook's parameters and return a :class:`Run`.
 
     ``params`` are every parameter the notebook declares (at least ``profile``, ``device``
     and ``seed``). ``history`` is IPython's ``In`` list: papermill's injected cell is found
-    there, and any name it sets that is not declared is refused by name.
+    there, and any name it sets that is not declared is refused by name. ``choices`` maps
+    a notebook's own parameters to their accepted values.
     """
     unknown = sorted(_injected_names(history) - set(params))
     if unknown:
@@ -176,6 +177,9 @@ def start(notebook: str, history=None, **params) -> Run:
         raise ValueError(f"parameter 'seed' must be an integer >= 0, got {seed!r}")
     if notebook not in SETTINGS:
         raise ValueError(f"unknown notebook {notebook!r}; known: {sorted(SETTINGS)}")
+    for key, allowed in (choices or {}).items():
+        if params.get(key) not in allowed:
+            raise ValueError(f"parameter {key!r} must be one of {tuple(allowed)}, got {params.get(key)!r}")
     device = resolve_device(params["device"])
     settings = dict(SETTINGS[notebook][profile])
     for key, value in params.items():  # a notebook knob set to a value overrides the profile's

@@ -147,3 +147,24 @@ def max_difference_from_adamw(steps: int = 20, seed: int = 0, weight_decay: floa
             opt.step()
         finals.append(torch.cat([p.detach().flatten() for p in student.parameters()]))
     return float((finals[0] - finals[1]).abs().max())
+
+
+def sweep_regression(configs: dict[str, dict], seeds, steps: int, lr: float = 3e-3, every: int = 1) -> list[dict]:
+    """Train the regression once per (config, seed); return long-format loss records.
+
+    ``configs`` maps a label to keyword arguments of :func:`make_optimizer` (with
+    ``optimizer`` naming it). Records are ``{"config", "seed", "step", "loss"}``, every
+    ``every``-th step plus the last.
+
+    Used in: ``notebooks/03_optimizer``.
+    """
+    from tqdm import tqdm
+
+    records = []
+    jobs = [(label, seed) for label in configs for seed in seeds]
+    for label, seed in tqdm(jobs, desc="training runs", disable=None):
+        kw = dict(configs[label])
+        losses = train_regression(kw.pop("optimizer", "sgd"), steps, seed, lr=lr, **kw)
+        keep = sorted(set(range(0, steps, every)) | {steps - 1})
+        records += [dict(config=label, seed=seed, step=t + 1, loss=float(losses[t])) for t in keep]
+    return records
