@@ -11,12 +11,25 @@ Used in: ``notebooks/01_math`` (parameter count), ``notebooks/05_text_classifica
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from .attention import QuantumAttention
 
 ATTENTIONS = ("quantum", "classical")
+POSITIONALS = ("sinusoidal", "learned")
+
+
+def sinusoidal_positions(max_len: int, d_model: int) -> torch.Tensor:
+    """The fixed sine/cosine position encoding of Vaswani et al. (2017), (max_len, d_model)."""
+    pos = torch.arange(max_len, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+    table = torch.zeros(max_len, d_model)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq)
+    return table
 
 
 class EncoderLayer(nn.Module):
@@ -46,13 +59,20 @@ class TransformerClassifier(nn.Module):
     def __init__(self, vocab_size: int, n_classes: int = 2, max_len: int = 64, d_model: int = 64,
                  n_heads: int = 4, d_ff: int = 128, n_layers: int = 2, dropout: float = 0.1,
                  attention: str = "quantum", n_qubits: int = 4, depth: int = 2,
-                 readout: str = "amplitude", circuit_input: str = "raw", pad_id: int = 0):
+                 readout: str = "amplitude", circuit_input: str = "raw", pad_id: int = 0,
+                 positional: str = "sinusoidal"):
         super().__init__()
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
+        if positional not in POSITIONALS:
+            raise ValueError(f"positional must be one of {POSITIONALS}, got {positional!r}")
         self.pad_id, self.max_len = pad_id, max_len
         self.embed = nn.Embedding(vocab_size, d_model)
-        self.pos = nn.Embedding(max_len, d_model)
+        if positional == "learned":
+            self.pos = nn.Embedding(max_len, d_model)
+        else:
+            self.register_buffer("pos_table", sinusoidal_positions(max_len, d_model), persistent=False)
+            self.pos = lambda positions: self.pos_table[positions]
         self.layers = nn.ModuleList(
             EncoderLayer(d_model, n_heads, d_ff, dropout, attention == "quantum", n_qubits=n_qubits,
                          depth=depth, readout=readout, circuit_input=circuit_input)
