@@ -55,6 +55,7 @@ SETTINGS: dict[str, dict[str, dict]] = {
         "cpu": dict(seeds=5, steps=400, timing_repeats=20, llm_sized=True),
         "paper": dict(seeds=10, steps=1000, timing_repeats=50, llm_sized=True),
     },
+    "05_text_classification": {"smoke": {}, "cpu": {}, "paper": {}},  # see sgdq.text_classification.PROFILES
     "04_quantum_attention": {
         "smoke": dict(batch=4, seq=8, timing_repeats=5),
         "cpu": dict(batch=32, seq=32, timing_repeats=30),

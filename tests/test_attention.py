@@ -186,3 +186,18 @@ def test_classifier_bad_arguments():
         TransformerClassifier(10, attention="hybrid")
     with pytest.raises(ValueError, match="max_len"):
         TransformerClassifier(10, max_len=4)(torch.ones(1, 5, dtype=torch.long))
+
+
+def test_sinusoidal_positions_follow_vaswani_et_al():
+    from sgdq.models import sinusoidal_positions
+
+    table = sinusoidal_positions(10, 8).double()
+    for pos in (0, 3, 9):
+        for i in range(4):
+            angle = pos / 10000 ** (2 * i / 8)
+            assert table[pos, 2 * i].item() == pytest.approx(math.sin(angle), abs=1e-6)
+            assert table[pos, 2 * i + 1].item() == pytest.approx(math.cos(angle), abs=1e-6)
+    model = TransformerClassifier(10, positional="learned")
+    assert isinstance(model.pos, torch.nn.Embedding)
+    with pytest.raises(ValueError, match="positional must be one of"):
+        TransformerClassifier(10, positional="rotary")

@@ -1,0 +1,85 @@
+"""Summary statistics for the experiments: final accuracy, epochs and time to a target,
+paired comparisons by seed with 95 % confidence intervals.
+
+Conventions (see the book's methodology):
+
+* "final" means the last epoch of each run;
+* a run that never reaches the target is *censored*: it counts in "reached k of n", and in
+  the censored mean its epochs-to-target is taken as (epochs + 1), a lower bound, so never
+  reaching cannot look better than reaching late;
+* paired comparisons take, for each seed, the difference between an optimizer and the
+  reference (Adam) trained from the same initial weights on the same batches, and report
+  the mean difference with a Student-t 95 % interval over seeds.
+
+Used in: ``notebooks/05_text_classification``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats as _st
+
+
+def mean_ci(x, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval of the finite values in ``x``."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return (math.nan, math.nan, math.nan)
+    m = float(x.mean())
+    if len(x) < 2:
+        return (m, math.nan, math.nan)
+    half = float(_st.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return (m, m - half, m + half)
+
+
+def per_run(metrics: pd.DataFrame, target: float = 0.9) -> pd.DataFrame:
+    """One row per (optimizer, seed): final accuracy, epochs and seconds to ``target``, mean epoch time."""
+    rows = []
+    for (opt, seed), g in metrics.groupby(["optimizer", "seed"], sort=False):
+        g = g.sort_values("epoch")
+        hit = g[g.test_accuracy >= target]
+        reached = len(hit) > 0
+        epoch = int(hit.epoch.iloc[0]) if reached else math.nan
+        rows.append(dict(
+            optimizer=opt, seed=int(seed), final_accuracy=float(g.test_accuracy.iloc[-1]),
+            epochs=int(g.epoch.max()), reached=reached, epochs_to_target=epoch,
+            epochs_to_target_censored=epoch if reached else int(g.epoch.max()) + 1,
+            seconds_to_target=float(g.epoch_seconds[g.epoch <= epoch].sum()) if reached else math.nan,
+            epoch_seconds=float(g.epoch_seconds.mean()), step_seconds=float(g.step_seconds.mean()),
+        ))
+    return pd.DataFrame(rows)
+
+
+def paired(runs: pd.DataFrame, column: str, reference: str = "Adam", ratio: bool = False) -> pd.DataFrame:
+    """Per optimizer: mean over seeds of (value − reference's value), or of value / reference − 1
+    when ``ratio``, with its 95 % CI; only seeds where both values are finite count."""
+    wide = runs.pivot(index="seed", columns="optimizer", values=column)
+    out = []
+    for opt in [c for c in runs.optimizer.unique() if c != reference]:
+        both = wide[[opt, reference]].dropna()
+        diff = both[opt] / both[reference] - 1 if ratio else both[opt] - both[reference]
+        m, lo, hi = mean_ci(diff)
+        out.append(dict(optimizer=opt, mean=m, ci_low=lo, ci_high=hi, n_seeds=len(both)))
+    return pd.DataFrame(out).set_index("optimizer")
+
+
+def summary(runs: pd.DataFrame, reference: str = "Adam") -> pd.DataFrame:
+    """The headline numbers per optimizer (percentages where the paper gives percentages)."""
+    ref_epoch = runs[runs.optimizer == reference].epoch_seconds.mean()
+    rows = {}
+    for opt, g in runs.groupby("optimizer", sort=False):
+        rows[opt] = {
+            "final accuracy (%)": 100 * g.final_accuracy.mean(),
+            "final accuracy sd (pp)": 100 * g.final_accuracy.std(ddof=1) if len(g) > 1 else math.nan,
+            "reached 90 % (runs)": f"{int(g.reached.sum())}/{len(g)}",
+            "epochs to 90 % (runs that reached it)": g.epochs_to_target.mean(),
+            "epochs to 90 % (censored mean)": g.epochs_to_target_censored.mean(),
+            "time per epoch vs Adam (%)": 100 * (g.epoch_seconds.mean() / ref_epoch - 1),
+            "optimizer.step share of epoch (%)": 100 * g.step_seconds.mean() / g.epoch_seconds.mean(),
+            "seconds to 90 % (runs that reached it)": g.seconds_to_target.mean(),
+        }
+    return pd.DataFrame(rows).T
