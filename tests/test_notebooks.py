@@ -45,6 +45,13 @@ def test_sources_carry_no_papermill_traces_or_outputs(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_no_output_is_hidden_with_a_trailing_semicolon(name):
+    """nbval's kernel does not honour IPython's ';' the way papermill's does; assign to _ instead."""
+    nb = jupytext.read(ROOT / "notebooks" / f"{name}.md")
+    assert not [c.source for c in code_cells(nb) if c.source.rstrip().endswith(";")]
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_parameters_cell_declares_profile_device_seed(name):
     nb = jupytext.read(ROOT / "notebooks" / f"{name}.md")
     tagged = [c for c in code_cells(nb) if "parameters" in c.metadata.get("tags", [])]
