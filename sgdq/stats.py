@@ -82,4 +82,7 @@ def summary(runs: pd.DataFrame, reference: str = "Adam") -> pd.DataFrame:
             "optimizer.step share of epoch (%)": 100 * g.step_seconds.mean() / g.epoch_seconds.mean(),
             "seconds to 90 % (runs that reached it)": g.seconds_to_target.mean(),
         }
-    return pd.DataFrame(rows).T
+    table = pd.DataFrame(rows).T
+    numeric = [c for c in table.columns if not c.startswith("reached")]
+    table[numeric] = table[numeric].astype(float)
+    return table

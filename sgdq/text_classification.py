@@ -198,7 +198,7 @@ def run_experiment(cfg: Config, out_dir: Path | None = None, force: bool = False
     Refuses to mix results: if ``out_dir`` holds results of a different configuration, it
     stops with an error unless ``force=True`` (which starts afresh).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     cfg.validate()
     out_dir = Path(out_dir) if out_dir is not None else results_dir(cfg.profile)
