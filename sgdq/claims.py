@@ -8,7 +8,9 @@ Verdict rules (one per ``criterion`` in the claims file):
   the claimed side of zero; *not reproduced* if the paper's own value lies outside our CI
   (the claimed effect is excluded); otherwise *inconclusive*.
 
-Too few runs for an interval (fewer than 2 seeds) give *inconclusive*.
+Too few runs for an interval (fewer than 2 seeds) give *inconclusive*; a claim about an
+absolute value that only the paper's own model can reproduce (``requires_model``) is *not
+testable here* with any other model.
 
 Used in: ``notebooks/05_text_classification``.
 """
@@ -30,8 +32,23 @@ def load_claims(path: Path | None = None, experiment: str | None = None) -> list
     return [c for c in claims if experiment is None or c["experiment"] == experiment]
 
 
+def _estimate_llm(claim: dict, metrics: pd.DataFrame) -> tuple[float, float, float, int]:
+    """Experiment 2: (estimate, ci_low, ci_high, n_steps); intervals over steps, paired by step."""
+    wide = metrics.pivot(index="step", columns="optimizer", values="loss")
+    mine = wide[claim["optimizer"]].dropna()
+    if claim["metric"] == "mean_loss":
+        m, lo, hi = stats.mean_ci(mine)
+        return m, lo, hi, len(mine)
+    both = wide[[claim["optimizer"], claim["reference"]]].dropna()
+    ref_mean = both[claim["reference"]].mean()
+    m, lo, hi = stats.mean_ci(both[claim["optimizer"]] - both[claim["reference"]])
+    return 100 * m / ref_mean, 100 * lo / ref_mean, 100 * hi / ref_mean, len(both)
+
+
 def _estimate(claim: dict, runs: pd.DataFrame) -> tuple[float, float, float, int]:
     """(estimate, ci_low, ci_high, n_seeds) in the claim's unit."""
+    if claim["experiment"] == "llm_finetuning":
+        return _estimate_llm(claim, runs)
     opt, ref, metric = claim["optimizer"], claim.get("reference"), claim["metric"]
     mine = runs[runs.optimizer == opt]
     if metric == "final_accuracy":
@@ -65,20 +82,35 @@ def verdict(claim: dict, estimate: float, lo: float, hi: float) -> str:
     return "inconclusive"
 
 
-def evaluate(runs: pd.DataFrame, experiment: str, profile: str, claims: list[dict] | None = None) -> pd.DataFrame:
-    """One row per claim of ``experiment``: the paper's value, ours with its CI, the verdict."""
+def evaluate(runs: pd.DataFrame, experiment: str, profile: str, claims: list[dict] | None = None,
+             model: str | None = None) -> pd.DataFrame:
+    """One row per claim of ``experiment``: the paper's value, ours with its CI, the verdict.
+
+    ``runs`` is :func:`sgdq.stats.per_run` output for experiment 1 and the per-step
+    ``metrics.csv`` for experiment 2 (``model`` names the model that was fine-tuned).
+    ``n_seeds`` counts seeds for experiment 1 and paired training steps for experiment 2.
+    """
     rows = []
     for c in claims or load_claims(experiment=experiment):
         est, lo, hi, n = _estimate(c, runs)
+        needed = c.get("requires_model")
+        v = verdict(c, est, lo, hi)
+        reason = ""
+        if needed and model != needed:
+            v, reason = "not testable here", f"an absolute value of {needed}; this run used {model}"
         rows.append(dict(claim_id=c["id"], claim=c["claim"], unit=c["unit"], paper_value=c["value"],
-                         reproduced_value=est, ci_low=lo, ci_high=hi, n_seeds=n, profile=profile,
-                         verdict=verdict(c, est, lo, hi)))
+                         reproduced_value=est, ci_low=lo, ci_high=hi, n_seeds=n, profile=profile, verdict=v,
+                         reason=reason))
     return pd.DataFrame(rows)
 
 
 def sentence(row) -> str:
     """A plain-words line for one evaluated claim."""
-    ci = (f" (95 % CI {row.ci_low:.1f} to {row.ci_high:.1f})"
+    digits = 4 if row.unit == "loss" else (3 if row.claim_id.startswith("exp2") else 1)
+    ci = (f" (95 % CI {row.ci_low:.{digits}f} to {row.ci_high:.{digits}f})"
           if math.isfinite(row.ci_low) and math.isfinite(row.ci_high) else "")
+    count = "steps" if row.claim_id.startswith("exp2") else "seeds"
+    why = f" [{row.reason}]" if getattr(row, "reason", "") else ""
     return (f"{row.verdict.upper()}: {row.claim}. Paper: {row.paper_value:g} {row.unit}; "
-            f"ours: {row.reproduced_value:.1f} {row.unit}{ci}, {row.n_seeds} seeds, {row.profile} profile.")
+            f"ours: {row.reproduced_value:.{digits}f} {row.unit}{ci}, {row.n_seeds} {count}, {row.profile} profile."
+            f"{why}")

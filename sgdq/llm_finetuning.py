@@ -21,8 +21,9 @@ proportion (500 · n / 7473 steps) and the provenance says so.
   after every optimizer. Trainer checkpoints go to ``checkpoints/`` beside them (not in git);
   an interrupted run resumes from its last checkpoint and gives the same loss curve.
 * Distributed: the module is also a command-line entry point,
-  ``accelerate launch --num_processes 2 -m sgdq.llm_finetuning --profile smoke``, which the
-  Trainer runs with DDP. Every rank holds whole parameters, so Eq. (2)'s "first n_qubits
+  ``accelerate launch --multi_gpu --num_processes 2 -m sgdq.llm_finetuning --profile smoke``,
+  which the Trainer runs with DDP (on machines without a GPU, too: accelerate's DDP launcher
+  starts the processes and the Trainer uses the gloo backend). Every rank holds whole parameters, so Eq. (2)'s "first n_qubits
   entries of each tensor" means the same thing as on one device. FSDP would shard and
   flatten the parameters: each rank would see only a slice, and "the first entries" would
   become the first entries of each rank's shard (or of a flattened bundle of tensors).
@@ -103,11 +104,14 @@ class LLMConfig:
             raise ValueError(f"profile must be one of {runtime.PROFILES}, got {self.profile!r}")
         runtime.resolve_device(self.device)
 
-    def warmup(self, n_examples: int) -> int:
-        """Warm-up steps: Table III's 500 for the full set, in proportion on a subset."""
-        steps = math.ceil(n_examples / self.batch_size) * self.epochs
-        full = math.ceil(FULL_TRAIN_SIZE / self.batch_size) * self.epochs
-        return self.warmup_steps if steps >= full else round(self.warmup_steps * steps / full)
+    def warmup(self, total_steps: int) -> int:
+        """Warm-up steps for a run of ``total_steps`` optimizer steps: Table III's 500 over a full
+        epoch at batch size 1 (7,473 steps), the same share of a shorter run."""
+        return round(self.warmup_steps * min(1.0, total_steps / FULL_TRAIN_SIZE))
+
+    def total_steps(self, n_examples: int, world_size: int = 1) -> int:
+        """Optimizer steps of the run: one per global batch, or ``max_steps``."""
+        return self.max_steps or math.ceil(n_examples / (self.batch_size * world_size)) * self.epochs
 
     def key(self) -> dict:
         d = asdict(self)
@@ -118,7 +122,7 @@ class LLMConfig:
 
 
 PROFILES = {
-    "smoke": dict(n_train=4, max_length=96, n_eval=1, eval_max_new_tokens=8, save_steps=2),
+    "smoke": dict(n_train=4, max_length=160, n_eval=1, eval_max_new_tokens=8, save_steps=2),
     "cpu": dict(n_train=100, max_length=512, n_eval=10, eval_max_new_tokens=200, save_steps=50),
     "paper": dict(n_train=None, max_length=2048, n_eval=200, eval_max_new_tokens=256, save_steps=500),
 }
@@ -208,12 +212,19 @@ class EncodedDataset(torch.utils.data.Dataset):
 
 
 def encode_records(tokenizer, records, cfg: LLMConfig):
-    items, truncated = [], 0
+    """Encode every record; a problem cut so short that no answer token is left carries no
+    loss and is dropped (counted in the provenance with the cut ones)."""
+    items, truncated, dropped = [], 0, 0
     for r in records:
         e = gsm8k.encode(tokenizer, r["question"], r["answer"], cfg.max_length, cfg.answer_only_loss)
         truncated += e.truncated
+        if all(label == -100 for label in e.labels):
+            dropped += 1
+            continue
         items.append(dict(input_ids=e.input_ids, labels=e.labels))
-    return EncodedDataset(items), truncated
+    if not items:
+        raise ValueError(f"max_length={cfg.max_length} leaves no answer token in any problem; raise max_length")
+    return EncodedDataset(items), truncated, dropped
 
 
 def collate(pad_id: int):
@@ -286,10 +297,8 @@ def train_one(cfg: LLMConfig, optimizer: str, model, tokenizer, dataset, out_dir
     ckpt_dir = out_dir / "checkpoints" / slug(optimizer)
     args = training_arguments(cfg, ckpt_dir, device, progress)
     opt = make_optimizer(optimizer, model.parameters(), cfg)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    steps_per_epoch = math.ceil(len(dataset) / (cfg.batch_size * world))
-    total = cfg.max_steps or steps_per_epoch * cfg.epochs
-    sched = get_linear_schedule_with_warmup(opt, cfg.warmup(len(dataset) // world), total)
+    total = cfg.total_steps(len(dataset), int(os.environ.get("WORLD_SIZE", "1")))
+    sched = get_linear_schedule_with_warmup(opt, cfg.warmup(total), total)
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collate(tokenizer.pad_token_id),
                       optimizers=(opt, sched), callbacks=list(callbacks))
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
@@ -300,7 +309,7 @@ def train_one(cfg: LLMConfig, optimizer: str, model, tokenizer, dataset, out_dir
 
 
 def run_llm_experiment(cfg: LLMConfig, out_dir: Path | None = None, force: bool = False, progress: bool = True,
-                       keep_checkpoints: bool = False, save_final: Path | None = None) -> pd.DataFrame:
+                       keep_checkpoints: bool = False, save_final: Path | None = None, callbacks=()) -> pd.DataFrame:
     """Fine-tune with every optimizer not already stored; return all rows of ``metrics.csv``."""
     cfg.validate()
     out_dir = Path(out_dir) if out_dir is not None else results_dir(cfg.profile)
@@ -332,11 +341,12 @@ def run_llm_experiment(cfg: LLMConfig, out_dir: Path | None = None, force: bool 
         return old
     model, tok, desc = load_model(cfg.model)
     model.to(device)
-    dataset, truncated = encode_records(tok, train_records, cfg)
-    prov.update(model=desc, truncated_examples=truncated, precision="fp16 mixed" if device.type == "cuda" else "fp32",
-                warmup_steps=cfg.warmup(len(dataset)), warmup_note=(
-                    f"Table III's 500 warm-up steps scaled to {cfg.warmup(len(dataset))} for {len(dataset)} of "
-                    f"{FULL_TRAIN_SIZE} examples" if len(dataset) < FULL_TRAIN_SIZE else "Table III's 500 steps"),
+    dataset, truncated, dropped = encode_records(tok, train_records, cfg)
+    total = cfg.total_steps(len(dataset), prov["world_size"])
+    prov.update(model=desc, truncated_examples=truncated, dropped_examples=dropped, precision="fp16 mixed" if device.type == "cuda" else "fp32",
+                total_steps=total, warmup_steps=cfg.warmup(total), warmup_note=(
+                    f"Table III's 500 warm-up steps (of 7,473) scaled in proportion to {cfg.warmup(total)} of this "
+                    f"run's {total} steps" if total < FULL_TRAIN_SIZE else "Table III's 500 steps"),
                 mean_tokens=sum(len(x["input_ids"]) for x in dataset.items) / len(dataset))
     initial = copy.deepcopy(model.state_dict())
     frames, evals = ([old] if len(old) else []), ([old_eval] if len(old_eval) else [])
@@ -345,7 +355,7 @@ def run_llm_experiment(cfg: LLMConfig, out_dir: Path | None = None, force: bool 
                                         **gsm8k_accuracy(model, tok, test_records, cfg.eval_max_new_tokens, device))]))
     for optimizer in todo:
         model.load_state_dict(initial)  # the same starting weights for every optimizer
-        frames.append(train_one(cfg, optimizer, model, tok, dataset, out_dir, progress))
+        frames.append(train_one(cfg, optimizer, model, tok, dataset, out_dir, progress, callbacks))
         if test_records:
             evals.append(pd.DataFrame([dict(optimizer=optimizer, stage="after", **gsm8k_accuracy(
                 model, tok, test_records, cfg.eval_max_new_tokens, device))]))

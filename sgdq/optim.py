@@ -107,6 +107,17 @@ def perturbed_fraction(shapes, n_qubits=4, scope="tensor") -> tuple[int, int]:
     return sum(perturbed_counts(numels, n_qubits, scope)), sum(numels)
 
 
+def _refuse_sharded(p: torch.Tensor, who: str) -> None:
+    """FSDP hands the optimizer flattened or sharded parameters; Eq. (2)'s "first n_qubits
+    entries of each tensor" would then silently pick the wrong entries, so refuse."""
+    if getattr(p, "_is_flat_param", False) or type(p).__name__ in ("DTensor", "FlatParameter") \
+            or type(getattr(p, "data", None)).__name__ == "DTensor":
+        raise NotImplementedError(
+            f"{who} got a sharded or flattened parameter (FSDP). Eq. (2) perturbs the first n_qubits entries "
+            "of each whole tensor, which a shard does not know; use DDP (whole parameters on every rank) or a "
+            "single device.")
+
+
 def _head(p: torch.Tensor, k: int) -> torch.Tensor:
     """A view of the first k elements of p in row-major order."""
     if not p.is_contiguous():
@@ -200,6 +211,7 @@ class _AdamFamily(Optimizer):
         params, grads, exp_avgs, exp_avg_sqs, steps, numels, has_grad = [], [], [], [], [], [], []
         fused = group.get("fused")
         for p in group["params"]:
+            _refuse_sharded(p, type(self).__name__)
             numels.append(p.numel())
             has_grad.append(p.grad is not None)
             if p.grad is None:

@@ -56,6 +56,7 @@ SETTINGS: dict[str, dict[str, dict]] = {
         "paper": dict(seeds=10, steps=1000, timing_repeats=50, llm_sized=True),
     },
     "05_text_classification": {"smoke": {}, "cpu": {}, "paper": {}},  # see sgdq.text_classification.PROFILES
+    "06_llm_finetuning": {"smoke": {}, "cpu": {}, "paper": {}},  # see sgdq.llm_finetuning.PROFILES
     "04_quantum_attention": {
         "smoke": dict(batch=4, seq=8, timing_repeats=5),
         "cpu": dict(batch=32, seq=32, timing_repeats=30),

