@@ -106,11 +106,11 @@ def evaluate(runs: pd.DataFrame, experiment: str, profile: str, claims: list[dic
 
 def sentence(row) -> str:
     """A plain-words line for one evaluated claim."""
-    digits = 4 if row.unit == "loss" else (3 if row.claim_id.startswith("exp2") else 1)
-    ci = (f" (95 % CI {row.ci_low:.{digits}f} to {row.ci_high:.{digits}f})"
+    fmt = ".4f" if row.unit == "loss" else (".3g" if row.claim_id.startswith("exp2") else ".1f")
+    ci = (f" (95 % CI {row.ci_low:{fmt}} to {row.ci_high:{fmt}})"
           if math.isfinite(row.ci_low) and math.isfinite(row.ci_high) else "")
     count = "steps" if row.claim_id.startswith("exp2") else "seeds"
     why = f" [{row.reason}]" if getattr(row, "reason", "") else ""
     return (f"{row.verdict.upper()}: {row.claim}. Paper: {row.paper_value:g} {row.unit}; "
-            f"ours: {row.reproduced_value:.{digits}f} {row.unit}{ci}, {row.n_seeds} {count}, {row.profile} profile."
+            f"ours: {row.reproduced_value:{fmt}} {row.unit}{ci}, {row.n_seeds} {count}, {row.profile} profile."
             f"{why}")
