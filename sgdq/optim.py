@@ -37,6 +37,31 @@ from torch.optim import Optimizer
 from torch.optim.adam import adam as _torch_adam
 
 SCOPES = ("tensor", "global")
+PERTURBATIONS = ("sin", "cos", "gaussian", "sign")
+
+
+def perturbation(kind: str, theta: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Q for the perturbed entries: Eq. (2) (``"sin"``) or one of the ablation controls.
+
+    * ``"sin"``: sin(π·θ)·g, the paper's Eq. (2);
+    * ``"cos"``: cos(π·θ)·g, the same oscillation shifted by a quarter period;
+    * ``"gaussian"``: z·g/√2 with z ~ N(0, 1), noise with the root-mean-square of sin(πθ)·g
+      over a uniform θ;
+    * ``"sign"``: a random sign times |g|.
+
+    The random controls draw from torch's global generator, so a seeded run repeats.
+    Used in: ``notebooks/07_ablations``.
+    """
+    if kind == "sin":
+        return torch.sin(math.pi * theta).mul_(grad)
+    if kind == "cos":
+        return torch.cos(math.pi * theta).mul_(grad)
+    if kind == "gaussian":
+        return torch.randn(grad.shape, dtype=grad.dtype, device=grad.device).mul_(grad).mul_(math.sqrt(0.5))
+    if kind == "sign":
+        signs = torch.randint(0, 2, grad.shape, device=grad.device).to(grad.dtype).mul_(2).sub_(1)
+        return signs.mul_(grad.abs())
+    raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {kind!r}")
 
 
 # --------------------------------------------------------------------------------------
@@ -73,6 +98,8 @@ def _validate_superpositional(group: dict) -> None:
         raise ValueError(f"n_qubits must be an integer >= 0 (or None for every element), got {nq!r}")
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    if group.get("perturbation", "sin") not in PERTURBATIONS:
+        raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {group['perturbation']!r}")
     for flag in ("foreach", "fused"):
         if group[flag] not in (None, True, False):
             raise ValueError(f"{flag} must be None, True or False, got {group[flag]!r}")
@@ -160,6 +187,7 @@ def superpositional_adam(
     quantum_weight: float,
     foreach: bool | None = None,
     fused: bool | None = None,
+    kind: str = "sin",
 ) -> None:
     """Functional Eq. (1)–(2): update ``params`` in place.
 
@@ -172,7 +200,7 @@ def superpositional_adam(
         for p, g, m, v, s, k in zip(params, grads, exp_avgs, exp_avg_sqs, state_steps, counts):
             q = None
             if k and quantum_weight:
-                q = torch.sin(math.pi * _head(p, k)) * _head(g, k)  # Eq. (2), from θ_t
+                q = perturbation(kind, _head(p, k), _head(g, k))  # Eq. (2), from θ_t (a new tensor)
             _reference_adamw(p, g, m, v, s, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
                              weight_decay=weight_decay)
             if q is not None:
@@ -185,7 +213,7 @@ def superpositional_adam(
         # Batched Eq. (2): gather every perturbed slice, one sin and one multiply in all.
         theta = torch.cat([_head(p, k) for p, _, k in active])
         grad = torch.cat([_head(g, k) for _, g, k in active])
-        q_parts = (torch.sin(math.pi * theta).mul_(grad)).split([k for _, _, k in active])
+        q_parts = perturbation(kind, theta, grad).split([k for _, _, k in active])
     _torch_adam(params, grads, exp_avgs, exp_avg_sqs, [], state_steps, foreach=foreach, fused=fused,
                 decoupled_weight_decay=True, amsgrad=False, beta1=beta1, beta2=beta2, lr=lr,
                 weight_decay=weight_decay, eps=eps, maximize=False)
@@ -263,6 +291,8 @@ class SuperpositionalAdam(_AdamFamily):
     part and Eq. (2) is one batched operation. ``None`` (default) picks fused where torch
     supports it (floating tensors on CPU or CUDA) and the reference loop elsewhere.
     The state per parameter is the same as AdamW's: ``step``, ``exp_avg``, ``exp_avg_sq``.
+    ``perturbation`` swaps Eq. (2)'s sin(πθ)·g for an ablation control (see
+    :func:`perturbation`); the default is the paper's.
 
     At ``quantum_weight=0`` it equals :class:`torch.optim.AdamW` to float precision.
 
@@ -272,10 +302,11 @@ class SuperpositionalAdam(_AdamFamily):
     _validate = staticmethod(_validate_superpositional)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 quantum_weight=0.5, n_qubits=4, scope="tensor", *, foreach=None, fused=None):
+                 quantum_weight=0.5, n_qubits=4, scope="tensor", *, foreach=None, fused=None,
+                 perturbation="sin"):
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
                         weight_decay=weight_decay, quantum_weight=quantum_weight, n_qubits=n_qubits,
-                        scope=scope, foreach=foreach, fused=fused)
+                        scope=scope, foreach=foreach, fused=fused, perturbation=perturbation)
         super().__init__(params, defaults)
 
     @staticmethod
@@ -308,7 +339,7 @@ class SuperpositionalAdam(_AdamFamily):
             superpositional_adam(params, grads, ms, vs, steps, counts, lr=group["lr"], beta1=beta1,
                                  beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
                                  quantum_weight=group["quantum_weight"], foreach=group["foreach"],
-                                 fused=group["fused"])
+                                 fused=group["fused"], kind=group.get("perturbation", "sin"))
         return loss
 
 

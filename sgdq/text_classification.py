@@ -64,15 +64,22 @@ class Config:
     n_qubits: int = 4
     depth: int = 2
     moment_weight: float = 0.5
+    # ablation knobs (notebooks/07_ablations); the defaults are the paper's setting
+    attention: str = "quantum"
+    sgd_n_qubits: int | None = 4
+    sgd_scope: str = "tensor"
+    sgd_perturbation: str = "sin"
     optimizers: tuple = OPTIMIZERS
     device: str = "cpu"
     first_seed: int = 0
     extra: dict = field(default_factory=dict)
 
     def validate(self):
-        unknown = sorted(set(self.optimizers) - set(OPTIMIZERS))
+        unknown = sorted(o for o in self.optimizers if o not in OPTIMIZERS and _sgd_weight(o) is None)
         if unknown:
-            raise ValueError(f"unknown optimizer(s) {unknown}; choose from {OPTIMIZERS}")
+            raise ValueError(f"unknown optimizer(s) {unknown}; choose from {OPTIMIZERS} or 'SGD λ=<weight>'")
+        if self.attention not in ("quantum", "classical"):
+            raise ValueError(f"attention must be 'quantum' or 'classical', got {self.attention!r}")
         for name in ("seeds", "epochs", "n_train", "n_test", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -109,6 +116,17 @@ def results_dir(profile: str) -> Path:
     return runtime.repo_root() / "data" / "results" / "text_classification" / profile
 
 
+def _sgd_weight(name: str):
+    """λ of an optimizer label 'SGD λ=<weight>', or None."""
+    if not name.startswith("SGD λ="):
+        return None
+    try:
+        value = float(name.split("=", 1)[1])
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
 def make_data(cfg: Config):
     """The fixed train/test splits of this configuration."""
     return synthetic.make_dataset(cfg.n_train, cfg.n_test, cfg.data_seed, min_len=cfg.min_len, max_len=cfg.max_len,
@@ -121,8 +139,9 @@ def make_optimizer(name: str, params, cfg: Config):
         return torch.optim.Adam(params, fused=True, **common)
     if name == "Quantum-inspired moment":
         return QuantumMomentAdam(params, moment_weight=cfg.moment_weight, **common)
-    if name.startswith("SGD λ="):
-        return SuperpositionalAdam(params, quantum_weight=float(name.split("=")[1]), n_qubits=cfg.n_qubits, **common)
+    if _sgd_weight(name) is not None:
+        return SuperpositionalAdam(params, quantum_weight=_sgd_weight(name), n_qubits=cfg.sgd_n_qubits,
+                                   scope=cfg.sgd_scope, perturbation=cfg.sgd_perturbation, **common)
     raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
 
 
@@ -148,7 +167,7 @@ def train_one(cfg: Config, optimizer: str, seed: int, data=None) -> list[dict]:
     train, test = data or make_data(cfg)
     torch.manual_seed(seed)  # same initial weights and dropout stream for every optimizer
     model = TransformerClassifier(synthetic.VOCAB_SIZE, n_classes=2, max_len=cfg.max_len, n_qubits=cfg.n_qubits,
-                                  depth=cfg.depth).to(device)
+                                  depth=cfg.depth, attention=cfg.attention).to(device)
     opt = make_optimizer(optimizer, model.parameters(), cfg)
     order = torch.Generator().manual_seed(seed)  # same batch order for every optimizer
     rows = []
@@ -206,6 +225,8 @@ def run_experiment(cfg: Config, out_dir: Path | None = None, force: bool = False
     old = load_metrics(out_dir)
     if not force and prov_path.exists() and len(old):
         stored = json.loads(prov_path.read_text()).get("config_key")
+        if stored is not None:  # knobs added after those results were written take their defaults
+            stored = {**{k: v for k, v in Config().key().items() if k not in stored}, **stored}
         if stored != cfg.key():
             diff = sorted(k for k in cfg.key() if stored is None or stored.get(k) != cfg.key()[k])
             raise ValueError(f"{out_dir} holds results of another configuration (differs in {diff}); "
