@@ -127,6 +127,9 @@ def main(argv=None) -> int:
 
     if not args.no_book:
         write_status_page(status_file, ROOT / "book" / "status.md")
+        from sgdq import scorecard
+
+        scorecard.write(ROOT)  # data/results/scorecard.csv and the front page's table
         t1 = time.perf_counter()
         rc = subprocess.run(["jupyter-book", "build", str(ROOT), "--warningiserror", "--keep-going"]).returncode
         print(f"book built in {time.perf_counter() - t1:.1f} s (exit {rc}): {ROOT / '_build' / 'html' / 'index.html'}")

@@ -224,3 +224,17 @@ def test_notebook_summary_table_is_recomputed_from_the_committed_metrics():
     cell = next(c for c in nb.cells if "summary-table" in c.metadata.get("tags", []))
     shown = next(o for o in cell.outputs if o.output_type == "execute_result").data["text/html"]
     assert shown == expected._repr_html_()
+
+
+def test_scorecard_regenerates_to_the_committed_file():
+    from sgdq import scorecard
+
+    table = scorecard.build()
+    committed = (ROOT / "data" / "results" / "scorecard.csv").read_text()
+    assert scorecard.to_csv(table) == committed, "run `python -m sgdq.scorecard` and commit the result"
+    assert (ROOT / "book" / "_scorecard.md").read_text() == scorecard.markdown(table)
+    ids = {c["id"] for c in claims.load_claims()}
+    assert set(table.claim_id) == ids
+    assert set(table.verdict) <= {"reproduced", "not reproduced", "inconclusive", "not testable here"}
+    assert list(table.columns[:8]) == ["claim_id", "paper_value", "reproduced_value", "ci_low", "ci_high",
+                                       "n_seeds", "profile", "verdict"]
