@@ -207,19 +207,23 @@ def superpositional_adam(
                 _head(p, k).add_(q, alpha=-lr * quantum_weight)
         return
 
-    active = [(p, g, k) for p, g, k in zip(params, grads, counts) if k and quantum_weight]
-    q_parts = []
-    if active:
-        # Batched Eq. (2): gather every perturbed slice, one sin and one multiply in all.
-        theta = torch.cat([_head(p, k) for p, _, k in active])
-        grad = torch.cat([_head(g, k) for _, g, k in active])
-        q_parts = perturbation(kind, theta, grad).split([k for _, _, k in active])
+    if not quantum_weight:
+        counts = [0] * len(params)
+    sizes = [k for k in counts if k]
+    if sizes:
+        # Batched Eq. (2): gather every perturbed slice (views via flatten, cheap for
+        # contiguous tensors), one elementwise op each for Q, and one foreach add at the end.
+        heads = [p.flatten()[:k] for p, k in zip(params, counts) if k]
+        if any(not p.is_contiguous() for p, k in zip(params, counts) if k):
+            raise ValueError("SuperpositionalAdam needs contiguous parameters (row-major flattening)")
+        theta = torch.cat(heads)
+        grad = torch.cat([g.flatten()[:k] for g, k in zip(grads, counts) if k])
+        q = perturbation(kind, theta, grad).mul_(-lr * quantum_weight)
     _torch_adam(params, grads, exp_avgs, exp_avg_sqs, [], state_steps, foreach=foreach, fused=fused,
                 decoupled_weight_decay=True, amsgrad=False, beta1=beta1, beta2=beta2, lr=lr,
                 weight_decay=weight_decay, eps=eps, maximize=False)
-    if active:
-        torch._foreach_add_([_head(p, k) for p, _, k in active], list(q_parts),
-                            alpha=-lr * quantum_weight)
+    if sizes:
+        torch._foreach_add_(heads, list(q.split(sizes)))
 
 
 # --------------------------------------------------------------------------------------
@@ -238,25 +242,27 @@ class _AdamFamily(Optimizer):
         """Collect tensors that have gradients; return lists and the perturbed counts."""
         params, grads, exp_avgs, exp_avg_sqs, steps, numels, has_grad = [], [], [], [], [], [], []
         fused = group.get("fused")
+        state_of = self.state
         for p in group["params"]:
-            _refuse_sharded(p, type(self).__name__)
             numels.append(p.numel())
-            has_grad.append(p.grad is not None)
-            if p.grad is None:
+            g = p.grad
+            has_grad.append(g is not None)
+            if g is None:
                 continue
-            if p.grad.is_sparse:
+            if g.is_sparse:
                 raise RuntimeError(
                     f"{type(self).__name__} does not support sparse gradients; "
                     "use dense gradients (e.g. nn.Embedding(sparse=False))"
                 )
-            state = self.state[p]
+            state = state_of[p]
             if len(state) == 0:
+                _refuse_sharded(p, type(self).__name__)
                 state["step"] = (torch.zeros((), dtype=torch.float32, device=p.device) if fused
                                  else torch.tensor(0.0, dtype=torch.float32))
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             params.append(p)
-            grads.append(p.grad)
+            grads.append(g)
             exp_avgs.append(state["exp_avg"])
             exp_avg_sqs.append(state["exp_avg_sq"])
             steps.append(state["step"])
