@@ -26,7 +26,7 @@ test: .stamp-install
 	$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: .stamp-install
-	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/run.py
 
 clean:
 	rm -rf _build .stamp-install

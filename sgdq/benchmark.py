@@ -57,3 +57,122 @@ def attention_seconds(batch: int, seq: int, d_model: int = 64, n_heads: int = 4,
         "classical (same module, Φ off)": timeit(lambda: ca(x).sum().backward(), repeat),
         "torch MultiheadAttention": timeit(lambda: mha(x, x, x, need_weights=False)[0].sum().backward(), repeat),
     }
+
+
+# --------------------------------------------------------------------------------------
+# The suite (benchmarks/run.py): every row is timed in the same run as its baseline
+# --------------------------------------------------------------------------------------
+def phi_rows(quick: bool, repeat: int) -> list[dict]:
+    """Φ on one attention layer's scores: the Fourier path, the gate-by-gate torch path,
+    qiskit-aer (many binds in one run, forward only) and qiskit's Statevector per circuit."""
+    import math
+
+    from qiskit.quantum_info import Statevector
+
+    from .circuit import aer_statevectors, bind_circuit, build_circuit, readout, readout_from_state
+
+    shape = (8, 4, 16, 16) if quick else (32, 4, 32, 32)
+    n = int(np.prod(shape))
+    g = torch.Generator().manual_seed(0)
+    theta = torch.rand(2, 4, generator=g) * 2 * math.pi
+    phi = torch.rand(2, 4, generator=g) * 2 * math.pi
+    x = torch.randn(shape, generator=g) * 3
+    th, ph = theta.clone().requires_grad_(), phi.clone().requires_grad_()
+
+    def fwd_bwd(method):
+        xg = x.clone().requires_grad_()
+        return lambda: readout(xg, th, ph, method=method).sum().backward()
+
+    def fast_fwd():
+        with torch.no_grad():
+            readout(x, theta, phi)
+
+    t_fb = timeit(fwd_bwd("fourier"), repeat)
+    t_f = timeit(fast_fwd, repeat)
+    t_ref = timeit(fwd_bwd("statevector"), max(1, repeat // 5))
+    n_aer = 256 if quick else 2048
+    xs = x.reshape(-1)[:n_aer].double()
+    t_aer = timeit(lambda: readout_from_state(aer_statevectors(xs, theta, phi)), 2) * n / n_aer
+    qc = build_circuit(4, 2)
+    n_sv = 20 if quick else 200
+    t_sv = timeit(lambda: [Statevector(bind_circuit(qc, float(v), theta, phi)) for v in xs[:n_sv]], 1) * n / n_sv
+    base = dict(group="phi", items=n, unit="scores")
+    return [
+        dict(base, name="Fourier path, forward+backward", seconds=t_fb, baseline="qiskit-aer, forward", ratio=t_aer / t_fb),
+        dict(base, name="Fourier path, forward", seconds=t_f, baseline="qiskit-aer, forward", ratio=t_aer / t_f),
+        dict(base, name="torch statevector, forward+backward", seconds=t_ref,
+             baseline="Fourier path, forward+backward", ratio=t_ref / t_fb),
+        dict(base, name="qiskit-aer, forward", seconds=t_aer, baseline="", ratio=math.nan),
+        dict(base, name="qiskit Statevector per circuit, forward", seconds=t_sv, baseline="qiskit-aer, forward",
+             ratio=t_sv / t_aer),
+    ]
+
+
+def attention_rows(quick: bool, repeat: int) -> list[dict]:
+    b, s = (8, 16) if quick else (32, 32)
+    t = attention_seconds(b, s, repeat=repeat * 3)
+    base = t["torch MultiheadAttention"]
+    return [dict(group="attention", name=f"{k}, forward+backward", items=b, unit="sequences", seconds=v,
+                 baseline="" if k == "torch MultiheadAttention" else "torch MultiheadAttention, forward+backward",
+                 ratio=float("nan") if k == "torch MultiheadAttention" else v / base) for k, v in t.items()]
+
+
+def optimizer_rows(quick: bool, repeat: int) -> list[dict]:
+    """optimizer.step() and optimizer-state memory against torch's fused AdamW, at two sizes."""
+    import math
+
+    from .models import TransformerClassifier, llama_parameter_shapes
+    from .optim import SuperpositionalAdam
+
+    sizes = {"Table II classifier": [tuple(p.shape) for p in TransformerClassifier(vocab_size=1000).parameters()]}
+    if not quick:
+        sizes["SmolLM2-135M shapes"] = llama_parameter_shapes()
+    makers = {
+        "AdamW (fused)": lambda p: torch.optim.AdamW(p, fused=True),
+        "SuperpositionalAdam (default, fused)": lambda p: SuperpositionalAdam(p),
+        "SuperpositionalAdam (reference loop)": lambda p: SuperpositionalAdam(p, foreach=False, fused=False),
+    }
+    rows = []
+    for size, shapes in sizes.items():
+        n = sum(math.prod(s) for s in shapes)
+        reps = repeat if n < 10**7 else max(3, repeat // 4)
+        times = {k: optimizer_step_seconds(f, shapes, repeat=reps) for k, f in makers.items()}
+        for k, v in times.items():
+            first = k == "AdamW (fused)"
+            rows.append(dict(group="optimizer", name=f"{k}, step, {size}", items=n, unit="parameters", seconds=v,
+                             baseline="" if first else f"AdamW (fused), step, {size}",
+                             ratio=float("nan") if first else v / times["AdamW (fused)"]))
+        mem = {k: state_bytes_per_parameter(f, shapes[:4]) for k, f in list(makers.items())[:2]}
+        rows.append(dict(group="optimizer", name=f"state bytes per parameter, SuperpositionalAdam, {size}",
+                         items=n, unit="parameters", seconds=math.nan, baseline="AdamW (fused)",
+                         ratio=mem["SuperpositionalAdam (default, fused)"] / mem["AdamW (fused)"],
+                         value=mem["SuperpositionalAdam (default, fused)"]))
+    return rows
+
+
+def state_bytes_per_parameter(make_optimizer, shapes) -> float:
+    params = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
+    for p in params:
+        p.grad = torch.randn(p.shape)
+    opt = make_optimizer(params)
+    opt.step()
+    total = sum(t.numel() * t.element_size() for s in opt.state.values() for t in s.values()
+                if torch.is_tensor(t) and t.dim() > 0)
+    return total / sum(p.numel() for p in params)
+
+
+def epoch_rows(quick: bool) -> list[dict]:
+    """Experiment 1: an epoch with SGD λ = 0.5 against an epoch with Adam, same model, data, device."""
+    from . import text_classification as tc
+
+    cfg = tc.config_for("smoke" if quick else "cpu", seeds=1, epochs=2 if quick else 3,
+                        n_train=256 if quick else 1000)
+    data = tc.make_data(cfg)
+    times = {}
+    for opt in ("Adam", "SGD λ=0.5", "Adam", "SGD λ=0.5"):  # interleaved, twice
+        rows = tc.train_one(cfg, opt, seed=0, data=data)
+        times.setdefault(opt, []).extend(r["epoch_seconds"] for r in rows[1:])  # first epoch: warm-up
+    adam, sgd = float(np.median(times["Adam"])), float(np.median(times["SGD λ=0.5"]))
+    base = dict(group="experiment 1", items=cfg.n_train, unit="sentences")
+    return [dict(base, name="epoch, Adam", seconds=adam, baseline="", ratio=float("nan")),
+            dict(base, name="epoch, SGD λ=0.5", seconds=sgd, baseline="epoch, Adam", ratio=sgd / adam)]

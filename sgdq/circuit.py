@@ -119,7 +119,7 @@ def aer_statevectors(xs, theta, phi) -> torch.Tensor:
     complex128 tensor of shape (len(xs), 2**n). Used to check :func:`statevector` against
     an independent simulator, and as the Qiskit baseline of the benchmarks.
 
-    Used in: ``notebooks/02_circuit``, ``benchmarks/bench_core.py``.
+    Used in: ``notebooks/02_circuit``, :mod:`sgdq.benchmark`.
     """
     import numpy as np
     from qiskit import transpile

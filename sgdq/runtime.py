@@ -58,6 +58,7 @@ SETTINGS: dict[str, dict[str, dict]] = {
     "05_text_classification": {"smoke": {}, "cpu": {}, "paper": {}},  # see sgdq.text_classification.PROFILES
     "06_llm_finetuning": {"smoke": {}, "cpu": {}, "paper": {}},  # see sgdq.llm_finetuning.PROFILES
     "07_ablations": {"smoke": {}, "cpu": {}, "paper": {}},  # see sgdq.text_classification.PROFILES
+    "08_performance": {"smoke": dict(quick=True), "cpu": dict(quick=False), "paper": dict(quick=False)},
     "04_quantum_attention": {
         "smoke": dict(batch=4, seq=8, timing_repeats=5),
         "cpu": dict(batch=32, seq=32, timing_repeats=30),

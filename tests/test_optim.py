@@ -342,3 +342,34 @@ def test_dtensor_parameters_are_refused(tmp_path):
             SuperpositionalAdam([p]).step()
     finally:
         dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("path", PATHS[:3], ids=PATH_IDS[:3])
+def test_cos_perturbation_by_hand(path):
+    torch.manual_seed(0)
+    p0, g = torch.randn(3, 5) * 2, torch.randn(3, 5)
+    a, b = p0.clone().requires_grad_(), p0.clone().requires_grad_()
+    oa = SuperpositionalAdam([a], lr=0.1, quantum_weight=0.5, n_qubits=6, perturbation="cos", **path)
+    ob = torch.optim.AdamW([b], lr=0.1, weight_decay=0.0)
+    a.grad, b.grad = g.clone(), g.clone()
+    oa.step()
+    ob.step()
+    expected = torch.zeros(15)
+    expected[:6] = -0.1 * 0.5 * torch.cos(math.pi * p0.view(-1)[:6]) * g.view(-1)[:6]
+    torch.testing.assert_close((a - b).detach().view(-1), expected, atol=1e-6, rtol=1e-5)
+
+
+def test_random_controls_have_the_stated_scale():
+    from sgdq.optim import perturbation
+
+    torch.manual_seed(0)
+    theta = torch.rand(200_000) * 2 - 1  # uniform: E[sin²(πθ)] = 1/2
+    g = torch.full((200_000,), 3.0)
+    rms = lambda q: q.pow(2).mean().sqrt().item()  # noqa: E731
+    assert rms(perturbation("sin", theta, g)) == pytest.approx(3 / math.sqrt(2), rel=0.01)
+    gauss = perturbation("gaussian", theta, g)
+    assert rms(gauss) == pytest.approx(3 / math.sqrt(2), rel=0.01) and abs(gauss.mean().item()) < 0.02
+    sign = perturbation("sign", theta, g)
+    assert torch.equal(sign.abs(), g) and abs(sign.mean().item()) < 0.05
+    with pytest.raises(ValueError, match=r"perturbation must be one of \('sin', 'cos', 'gaussian', 'sign'\)"):
+        SuperpositionalAdam([torch.nn.Parameter(torch.zeros(2))], perturbation="tan")

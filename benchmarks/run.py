@@ -1,0 +1,77 @@
+"""The benchmark suite: throughputs and ratios, each ratio timed in the same run as its baseline.
+
+    python benchmarks/run.py            # full sizes, a few minutes on 2 CPU cores
+    python benchmarks/run.py --quick    # reduced sizes (CI): checks that it runs and prints ratios
+
+Writes ``data/results/benchmarks/<device>.csv`` and ``<device>.provenance.json`` (``--out`` to
+choose another folder). Rows: Φ (Fourier path, gate-by-gate torch path, qiskit-aer batched,
+qiskit Statevector per circuit), attention (against torch's MultiheadAttention), the optimizer
+step and its state memory at two sizes (against torch's fused AdamW), and an experiment-1
+epoch with SGD against one with Adam. Absolute times depend on the machine; read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sgdq import benchmark as bm  # noqa: E402
+from sgdq import runtime  # noqa: E402
+
+
+def device_slug(device: torch.device) -> str:
+    name = runtime.device_name(device)
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="reduced sizes and repeats (CI)")
+    ap.add_argument("--out", default=str(ROOT / "data" / "results" / "benchmarks"))
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--only", nargs="*", choices=["phi", "attention", "optimizer", "epoch"], default=None)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    repeat = 3 if args.quick else 20
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    parts = {"phi": lambda: bm.phi_rows(args.quick, repeat), "attention": lambda: bm.attention_rows(args.quick, repeat),
+             "optimizer": lambda: bm.optimizer_rows(args.quick, repeat), "epoch": lambda: bm.epoch_rows(args.quick)}
+    rows = [r for name in (args.only or parts) for r in parts[name]()]
+    table = pd.DataFrame(rows)
+    table["throughput_per_s"] = table["items"] / table["seconds"]
+    device = torch.device("cpu")
+    print(f"sgdq benchmark suite ({'quick' if args.quick else 'full'}) on {runtime.device_name(device)}, "
+          f"torch {torch.__version__}")
+    with pd.option_context("display.width", 200, "display.max_colwidth", 60):
+        print(table[["group", "name", "seconds", "throughput_per_s"]].to_string(index=False, float_format="%.4g"))
+    print()
+    for r in table.dropna(subset=["ratio"]).itertuples():
+        print(f"ratio  {r.name}  /  {r.baseline or '-'}:  {r.ratio:.3g}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    slug = device_slug(device) + ("-quick" if args.quick else "")
+    table.to_csv(out / f"{slug}.csv", index=False, float_format="%.6g")
+    (out / f"{slug}.provenance.json").write_text(json.dumps(dict(
+        git_commit=runtime.git_commit(), device=runtime.device_name(device), versions=runtime.versions(),
+        quick=args.quick, repeat=repeat, started_at=started, wall_time_s=round(time.perf_counter() - t0, 1),
+        threads=torch.get_num_threads()), indent=2) + "\n")
+    print(f"\nwrote {out / (slug + '.csv')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

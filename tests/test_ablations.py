@@ -1,0 +1,31 @@
+"""Ablations: the variants, their reuse of identical runs, and the effect sizes."""
+
+import pandas as pd
+import pytest
+
+from sgdq import ablations as ab
+
+
+def test_every_study_lists_its_variants():
+    assert list(ab.STUDIES["lambda"]) == ["λ=0", "λ=0.1", "λ=0.3", "λ=0.5", "λ=0.7", "λ=1"]
+    assert set(ab.STUDIES["perturbation"]) == {"sin(πθ)·g", "cos(πθ)·g", "Gaussian, matched", "random sign·|g|"}
+    assert {o for _, o in ab.STUDIES["attention"].values()} == {"Adam", "SGD λ=0.5"}
+    for (study, variant), source in ab.SAME_AS.items():
+        assert variant in ab.STUDIES[study]
+        assert source == ab.MAIN or source[1] in ab.STUDIES[source[0]]
+
+
+def test_identical_variants_are_read_not_retrained_and_lambda_zero_is_adam():
+    zero = ab.run_variant("lambda", "λ=0", "smoke", progress=False)
+    same = ab.run_variant("n_qubits", "0 per tensor", "smoke", progress=False)
+    cols = ["seed", "epoch", "train_loss", "test_accuracy"]
+    pd.testing.assert_frame_equal(zero[cols], same[cols])
+    adam = ab.run_variant("attention", "quantum, Adam", "smoke", progress=False)
+    pd.testing.assert_series_equal(zero.train_loss, adam.train_loss, rtol=1e-5)
+    eff = ab.effects(zero, adam)
+    assert eff.loc["λ=0", "Δ accuracy vs Adam (pp)"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_unknown_ablation_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="unknown ablation 'lambda'/'λ=2'.*studies: lambda"):
+        ab.run_variant("lambda", "λ=2", "smoke")
