@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 from . import runtime, synthetic
 from .models import TransformerClassifier
-from .optim import QuantumMomentAdam, SuperpositionalAdam
+from .optim import PERTURBATIONS, SCOPES, QuantumMomentAdam, SuperpositionalAdam
 
 # The four optimizers of Sec. IV-B, by the labels the book uses.
 OPTIMIZERS = ("Adam", "Quantum-inspired moment", "SGD λ=0.1", "SGD λ=0.5")
@@ -66,7 +66,7 @@ class Config:
     moment_weight: float = 0.5
     # ablation knobs (notebooks/07_ablations); the defaults are the paper's setting
     attention: str = "quantum"
-    sgd_n_qubits: int | None = 4
+    sgd_n_qubits: int | str = 4  # "all": every entry (n_qubits=None in the optimizer)
     sgd_scope: str = "tensor"
     sgd_perturbation: str = "sin"
     optimizers: tuple = OPTIMIZERS
@@ -80,6 +80,12 @@ class Config:
             raise ValueError(f"unknown optimizer(s) {unknown}; choose from {OPTIMIZERS} or 'SGD λ=<weight>'")
         if self.attention not in ("quantum", "classical"):
             raise ValueError(f"attention must be 'quantum' or 'classical', got {self.attention!r}")
+        if self.sgd_n_qubits != "all" and (not isinstance(self.sgd_n_qubits, int) or self.sgd_n_qubits < 0):
+            raise ValueError(f"sgd_n_qubits must be an integer >= 0 or 'all', got {self.sgd_n_qubits!r}")
+        if self.sgd_scope not in SCOPES:
+            raise ValueError(f"sgd_scope must be one of {SCOPES}, got {self.sgd_scope!r}")
+        if self.sgd_perturbation not in PERTURBATIONS:
+            raise ValueError(f"sgd_perturbation must be one of {PERTURBATIONS}, got {self.sgd_perturbation!r}")
         for name in ("seeds", "epochs", "n_train", "n_test", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -140,7 +146,8 @@ def make_optimizer(name: str, params, cfg: Config):
     if name == "Quantum-inspired moment":
         return QuantumMomentAdam(params, moment_weight=cfg.moment_weight, **common)
     if _sgd_weight(name) is not None:
-        return SuperpositionalAdam(params, quantum_weight=_sgd_weight(name), n_qubits=cfg.sgd_n_qubits,
+        n_qubits = None if cfg.sgd_n_qubits == "all" else cfg.sgd_n_qubits
+        return SuperpositionalAdam(params, quantum_weight=_sgd_weight(name), n_qubits=n_qubits,
                                    scope=cfg.sgd_scope, perturbation=cfg.sgd_perturbation, **common)
     raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
 

@@ -29,3 +29,19 @@ def test_identical_variants_are_read_not_retrained_and_lambda_zero_is_adam():
 def test_unknown_ablation_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="unknown ablation 'lambda'/'λ=2'.*studies: lambda"):
         ab.run_variant("lambda", "λ=2", "smoke")
+
+
+def test_every_entry_variant_really_perturbs_every_entry():
+    """A regression test: None-valued overrides were once dropped, silently running n_qubits = 4."""
+    import torch
+
+    from sgdq import text_classification as tc
+
+    for study, variant in [("n_qubits", "every entry"), ("perturbation", "cos(πθ)·g"), ("n_qubits", "64 per tensor")]:
+        overrides, optimizer = ab.STUDIES[study][variant]
+        cfg = tc.config_for("smoke", optimizers=(optimizer,), **overrides)
+        opt = tc.make_optimizer(optimizer, [torch.nn.Parameter(torch.zeros(3))], cfg)
+        expected = 64 if variant == "64 per tensor" else None
+        assert opt.param_groups[0]["n_qubits"] == expected, variant
+    assert tc.make_optimizer("SGD λ=0.5", [torch.nn.Parameter(torch.zeros(3))],
+                             tc.config_for("smoke", sgd_perturbation="cos")).param_groups[0]["perturbation"] == "cos"

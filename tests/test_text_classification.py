@@ -141,6 +141,10 @@ def test_bad_configuration_is_refused_before_any_work():
         tc.config_for("huge")
     with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
         tc.config_for("smoke", epochs=0)
+    with pytest.raises(ValueError, match="sgd_n_qubits must be an integer >= 0 or 'all'"):
+        tc.config_for("smoke", sgd_n_qubits="every")
+    with pytest.raises(ValueError, match="sgd_perturbation must be one of"):
+        tc.config_for("smoke", sgd_perturbation="tan")
 
 
 def test_smoke_rerun_matches_the_committed_smoke_results(tmp_path):
