@@ -110,4 +110,7 @@ def effects(metrics: pd.DataFrame, baseline: pd.DataFrame, target: float = 0.9) 
                      "Δ accuracy vs Adam (pp)": acc[0], "Δ acc. CI low": acc[1], "Δ acc. CI high": acc[2],
                      "epochs to 90 % vs Adam (%)": ep[0], "epochs CI low": ep[1], "epochs CI high": ep[2],
                      "seeds": len(seeds)})
-    return pd.DataFrame(rows).set_index("variant")
+    table = pd.DataFrame(rows).set_index("variant")
+    floats = table.select_dtypes("float").columns
+    table[floats] = table[floats] + 0.0  # turns -0.0 (a sign of rounding, not of an effect) into 0.0
+    return table
