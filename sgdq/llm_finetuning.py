@@ -327,6 +327,8 @@ def run_llm_experiment(cfg: LLMConfig, out_dir: Path | None = None, force: bool 
         shutil.rmtree(out_dir / "checkpoints")
     done = set(old.optimizer) if len(old) else set()
     todo = [o for o in cfg.optimizers if o not in done]
+    if not todo:  # everything is stored: neither the data nor the model is needed
+        return old
     device = runtime.resolve_device(cfg.device)
     source = resolve_dataset(cfg.dataset)
     train_records = gsm8k.load_gsm8k(source, "train")
@@ -337,8 +339,6 @@ def run_llm_experiment(cfg: LLMConfig, out_dir: Path | None = None, force: bool 
                 n_train=len(train_records), n_eval=len(test_records),
                 started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), finished_at=None,
                 reused_optimizers=sorted(done), world_size=int(os.environ.get("WORLD_SIZE", "1")))
-    if not todo:
-        return old
     model, tok, desc = load_model(cfg.model)
     model.to(device)
     dataset, truncated, dropped = encode_records(tok, train_records, cfg)

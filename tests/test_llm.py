@@ -244,3 +244,14 @@ def test_ddp_with_two_cpu_processes_equals_one_process_with_the_same_global_batc
         torch.testing.assert_close(b[k], a[k], atol=1e-6, rtol=1e-5, msg=k)
     pd.testing.assert_series_equal(pd.read_csv(ddp / "metrics.csv").loss, pd.read_csv(single / "metrics.csv").loss,
                                    rtol=1e-5)
+
+
+def test_stored_results_are_read_without_the_data_or_the_model(tmp_path, monkeypatch):
+    """Rebuilding the book must not need GSM8K or the model when the results are stored."""
+    committed = lf.results_dir("smoke")
+    for name in ("metrics.csv", "eval.csv", "provenance.json"):
+        shutil.copy(committed / name, tmp_path / name)
+    monkeypatch.setattr(lf.gsm8k, "load_gsm8k", lambda *a, **k: pytest.fail("the data was loaded"))
+    monkeypatch.setattr(lf, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    metrics = lf.run_llm_experiment(lf.config_for("smoke"), tmp_path, progress=False)
+    pd.testing.assert_frame_equal(metrics, pd.read_csv(committed / "metrics.csv"))
