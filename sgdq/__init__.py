@@ -6,6 +6,14 @@ Modules, one concept of the paper each:
 * :mod:`sgdq.circuit`   — the variational circuit, Eq. (5), and its readout Φ, Eq. (4);
 * :mod:`sgdq.attention` — quantum attention, Eq. (3);
 * :mod:`sgdq.models`    — the Table II transformer classifier.
+
+Experiments and the book around them:
+
+* :mod:`sgdq.synthetic`, :mod:`sgdq.text_classification` — experiment 1 (Sec. IV-B, Table II);
+* :mod:`sgdq.gsm8k`, :mod:`sgdq.llm_finetuning` — experiment 2 (Sec. IV-B, Table III);
+* :mod:`sgdq.ablations` — what in the method makes a difference;
+* :mod:`sgdq.stats`, :mod:`sgdq.claims`, :mod:`sgdq.scorecard` — statistics, verdicts, the scorecard;
+* :mod:`sgdq.toy`, :mod:`sgdq.benchmark`, :mod:`sgdq.runtime` — small problems, timing, notebook plumbing.
 """
 
 from .attention import QuantumAttention

@@ -129,15 +129,12 @@ PROFILES = {
 
 
 def config_for(profile: str, **overrides) -> LLMConfig:
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {tuple(PROFILES)}, got {profile!r}")
-    cfg = LLMConfig(profile=profile, **{**PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None}})
-    cfg.validate()
-    return cfg
+    """The profile's configuration with ``overrides`` (``None`` keeps the profile's value)."""
+    return runtime.profile_config(LLMConfig, PROFILES, profile, overrides)
 
 
 def results_dir(profile: str) -> Path:
-    return runtime.repo_root() / "data" / "results" / "llm_finetuning" / profile
+    return runtime.results_dir("llm_finetuning", profile)
 
 
 def resolve_dataset(dataset: str) -> str:

@@ -72,6 +72,21 @@ def repo_root() -> Path:
     return ROOT
 
 
+def results_dir(experiment: str, profile: str) -> Path:
+    """``data/results/<experiment>/<profile>`` in this checkout."""
+    return ROOT / "data" / "results" / experiment / profile
+
+
+def profile_config(cls, profiles: dict, profile: str, overrides: dict):
+    """``cls(profile=..., **profiles[profile], **overrides)``, validated; ``None`` overrides
+    keep the profile's value (so unset notebook parameters pass through)."""
+    if profile not in profiles:
+        raise ValueError(f"profile must be one of {tuple(profiles)}, got {profile!r}")
+    cfg = cls(profile=profile, **{**profiles[profile], **{k: v for k, v in overrides.items() if v is not None}})
+    cfg.validate()
+    return cfg
+
+
 def _injected_names(history) -> set[str]:
     """Names assigned in papermill's injected cell (it starts with '# Parameters')."""
     names = set()

@@ -111,15 +111,12 @@ PROFILES = {
 
 
 def config_for(profile: str, **overrides) -> Config:
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {tuple(PROFILES)}, got {profile!r}")
-    cfg = Config(profile=profile, **{**PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None}})
-    cfg.validate()
-    return cfg
+    """The profile's configuration with ``overrides`` (``None`` keeps the profile's value)."""
+    return runtime.profile_config(Config, PROFILES, profile, overrides)
 
 
 def results_dir(profile: str) -> Path:
-    return runtime.repo_root() / "data" / "results" / "text_classification" / profile
+    return runtime.results_dir("text_classification", profile)
 
 
 def _sgd_weight(name: str):
