@@ -145,6 +145,18 @@ def _refuse_sharded(p: torch.Tensor, who: str) -> None:
             "single device.")
 
 
+def _cached_head(p: torch.Tensor, k: int, cache: dict | None) -> torch.Tensor:
+    """``_head(p, k)``, reused from ``cache`` while ``p`` keeps the same storage."""
+    if cache is None:
+        return _head(p, k)
+    hit = cache.get(id(p))
+    ptr = p.data_ptr()
+    if hit is None or hit[0] != ptr or hit[1] != k:
+        hit = (ptr, k, _head(p, k))
+        cache[id(p)] = hit
+    return hit[2]
+
+
 def _head(p: torch.Tensor, k: int) -> torch.Tensor:
     """A view of the first k elements of p in row-major order."""
     if not p.is_contiguous():
@@ -188,6 +200,7 @@ def superpositional_adam(
     foreach: bool | None = None,
     fused: bool | None = None,
     kind: str = "sin",
+    head_cache: dict | None = None,
 ) -> None:
     """Functional Eq. (1)–(2): update ``params`` in place.
 
@@ -195,6 +208,8 @@ def superpositional_adam(
     :func:`perturbed_counts`). With ``foreach`` and ``fused`` both False this runs the
     plain per-tensor reference loop; otherwise torch's own multi-tensor or fused AdamW kernel
     does the Adam part and the perturbation of all tensors is one batched operation.
+    ``head_cache`` (optional, kept by the optimizer between steps) holds the views of each
+    parameter's perturbed slice, revalidated against the parameter's storage every step.
     """
     if not foreach and not fused:
         for p, g, m, v, s, k in zip(params, grads, exp_avgs, exp_avg_sqs, state_steps, counts):
@@ -213,9 +228,7 @@ def superpositional_adam(
     if sizes:
         # Batched Eq. (2): gather every perturbed slice (views via flatten, cheap for
         # contiguous tensors), one elementwise op each for Q, and one foreach add at the end.
-        heads = [p.flatten()[:k] for p, k in zip(params, counts) if k]
-        if any(not p.is_contiguous() for p, k in zip(params, counts) if k):
-            raise ValueError("SuperpositionalAdam needs contiguous parameters (row-major flattening)")
+        heads = [_cached_head(p, k, head_cache) for p, k in zip(params, counts) if k]
         theta = torch.cat(heads)
         grad = torch.cat([g.flatten()[:k] for g, k in zip(grads, counts) if k])
         q = perturbation(kind, theta, grad).mul_(-lr * quantum_weight)
@@ -345,7 +358,8 @@ class SuperpositionalAdam(_AdamFamily):
             superpositional_adam(params, grads, ms, vs, steps, counts, lr=group["lr"], beta1=beta1,
                                  beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
                                  quantum_weight=group["quantum_weight"], foreach=group["foreach"],
-                                 fused=group["fused"], kind=group.get("perturbation", "sin"))
+                                 fused=group["fused"], kind=group.get("perturbation", "sin"),
+                                 head_cache=self.__dict__.setdefault("_head_cache", {}))
         return loss
 
 

@@ -373,3 +373,22 @@ def test_random_controls_have_the_stated_scale():
     assert torch.equal(sign.abs(), g) and abs(sign.mean().item()) < 0.05
     with pytest.raises(ValueError, match=r"perturbation must be one of \('sin', 'cos', 'gaussian', 'sign'\)"):
         SuperpositionalAdam([torch.nn.Parameter(torch.zeros(2))], perturbation="tan")
+
+
+def test_cached_slices_follow_a_parameter_whose_storage_is_replaced():
+    """The fast path caches views of each perturbed slice; replacing p.data must not fool it."""
+    X, Y = data()
+    base = make_model()
+    m1, m2 = copy.deepcopy(base), copy.deepcopy(base)
+    o1 = SuperpositionalAdam(m1.parameters(), lr=1e-2, fused=True)
+    o2 = SuperpositionalAdam(m2.parameters(), lr=1e-2, foreach=False, fused=False)
+    for step in range(6):
+        if step == 3:  # e.g. a .to() or a weight reload after the optimizer was built
+            for p in m1.parameters():
+                p.data = p.data.clone()
+        for m, o in ((m1, o1), (m2, o2)):
+            o.zero_grad()
+            torch.nn.functional.mse_loss(m(X), Y).backward()
+            o.step()
+    for p, q in zip(m1.parameters(), m2.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5)
