@@ -44,7 +44,7 @@ import math
 import os
 import shutil
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -52,7 +52,6 @@ import torch
 
 from . import gsm8k, runtime
 from .optim import SuperpositionalAdam
-from .text_classification import _atomic_write
 
 OPTIMIZERS = ("AdamW", "SGD λ=0.1", "SGD λ=0.5")
 FULL_TRAIN_SIZE = 7473
@@ -87,7 +86,6 @@ class LLMConfig:
     save_steps: int = 50
     max_steps: int | None = None  # stop early (tests); None: the whole epoch
     device: str = "auto"
-    extra: dict = field(default_factory=dict)
 
     def validate(self):
         unknown = sorted(set(self.optimizers) - set(OPTIMIZERS))
@@ -115,7 +113,7 @@ class LLMConfig:
 
     def key(self) -> dict:
         d = asdict(self)
-        for k in ("optimizers", "device", "extra", "save_steps", "n_eval", "eval_max_new_tokens"):
+        for k in ("optimizers", "device", "save_steps", "n_eval", "eval_max_new_tokens"):
             d.pop(k)
         d["betas"] = list(d["betas"])
         return d
@@ -360,11 +358,11 @@ def run_llm_experiment(cfg: LLMConfig, out_dir: Path | None = None, force: bool 
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, Path(save_final) / f"{slug(optimizer)}.pt")
         if rank == 0:
             metrics = pd.concat(frames, ignore_index=True)
-            _atomic_write(metrics_path, metrics.to_csv(index=False, float_format="%.6g"))
+            runtime.atomic_write(metrics_path, metrics.to_csv(index=False, float_format="%.6g"))
             if evals:
-                _atomic_write(eval_path, pd.concat(evals, ignore_index=True).to_csv(index=False, float_format="%.6g"))
+                runtime.atomic_write(eval_path, pd.concat(evals, ignore_index=True).to_csv(index=False, float_format="%.6g"))
             prov["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-            _atomic_write(prov_path, json.dumps(prov, indent=2, default=str) + "\n")
+            runtime.atomic_write(prov_path, json.dumps(prov, indent=2, default=str) + "\n")
             if not keep_checkpoints:
                 shutil.rmtree(out_dir / "checkpoints" / slug(optimizer), ignore_errors=True)
     if rank == 0 and not keep_checkpoints and (out_dir / "checkpoints").is_dir() \

@@ -21,9 +21,11 @@ import ast
 import datetime as _dt
 import importlib.metadata
 import json
+import os
 import platform
 import random
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +72,16 @@ SETTINGS: dict[str, dict[str, dict]] = {
 def repo_root() -> Path:
     """The checkout this sgdq comes from (notebooks read and write data relative to it)."""
     return ROOT
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers (and a run
+    that is interrupted) see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
 
 
 def results_dir(experiment: str, profile: str) -> Path:

@@ -21,13 +21,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from torch.nn import functional as F
@@ -72,7 +69,6 @@ class Config:
     optimizers: tuple = OPTIMIZERS
     device: str = "cpu"
     first_seed: int = 0
-    extra: dict = field(default_factory=dict)
 
     def validate(self):
         unknown = sorted(o for o in self.optimizers if o not in OPTIMIZERS and _sgd_weight(o) is None)
@@ -96,7 +92,7 @@ class Config:
     def key(self) -> dict:
         """What must match for stored results to be reused."""
         d = asdict(self)
-        for k in ("seeds", "optimizers", "device", "extra"):
+        for k in ("seeds", "optimizers", "device"):
             d.pop(k)
         d["betas"] = list(d["betas"])
         return d
@@ -202,14 +198,6 @@ def train_one(cfg: Config, optimizer: str, seed: int, data=None) -> list[dict]:
     return rows
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def load_metrics(out_dir: Path) -> pd.DataFrame:
     path = Path(out_dir) / "metrics.csv"
     return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=COLUMNS)
@@ -258,13 +246,13 @@ def run_experiment(cfg: Config, out_dir: Path | None = None, force: bool = False
         bar.set_postfix_str(f"{optimizer}, seed {seed}")
         frames.append(pd.DataFrame(train_one(cfg, optimizer, seed, data)))
         metrics = pd.concat(frames, ignore_index=True)[COLUMNS]
-        _atomic_write(out_dir / "metrics.csv", metrics.to_csv(index=False, float_format="%.6g"))
-        _atomic_write(prov_path, json.dumps(prov, indent=2, default=str) + "\n")
+        runtime.atomic_write(out_dir / "metrics.csv", metrics.to_csv(index=False, float_format="%.6g"))
+        runtime.atomic_write(prov_path, json.dumps(prov, indent=2, default=str) + "\n")
     metrics = pd.concat(frames, ignore_index=True)[COLUMNS] if frames else load_metrics(out_dir)
     order = {o: i for i, o in enumerate(OPTIMIZERS)}
     metrics = metrics.sort_values(["optimizer", "seed", "epoch"], key=lambda c: c.map(order) if c.name == "optimizer" else c)
     if todo or not prov_path.exists():
         prov["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        _atomic_write(out_dir / "metrics.csv", metrics.to_csv(index=False, float_format="%.6g"))
-        _atomic_write(prov_path, json.dumps(prov, indent=2, default=str) + "\n")
+        runtime.atomic_write(out_dir / "metrics.csv", metrics.to_csv(index=False, float_format="%.6g"))
+        runtime.atomic_write(prov_path, json.dumps(prov, indent=2, default=str) + "\n")
     return metrics.reset_index(drop=True)
