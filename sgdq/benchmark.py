@@ -69,7 +69,7 @@ def phi_rows(quick: bool, repeat: int) -> list[dict]:
 
     from qiskit.quantum_info import Statevector
 
-    from .circuit import aer_statevectors, bind_circuit, build_circuit, readout, readout_from_state
+    from .circuit import aer_statevectors, bind_circuit, build_circuit, fourier_series, readout, readout_from_state
 
     shape = (8, 4, 16, 16) if quick else (32, 4, 32, 32)
     n = int(np.prod(shape))
@@ -87,7 +87,12 @@ def phi_rows(quick: bool, repeat: int) -> list[dict]:
         with torch.no_grad():
             readout(x, theta, phi)
 
+    def coef_fwd_bwd():
+        series = fourier_series(th, ph)
+        (series.a.sum() + series.b.sum()).backward()
+
     t_fb = timeit(fwd_bwd("fourier"), repeat)
+    t_coef = timeit(coef_fwd_bwd, repeat)
     t_f = timeit(fast_fwd, repeat)
     t_ref = timeit(fwd_bwd("statevector"), max(1, repeat // 5))
     n_aer = 256 if quick else 2048
@@ -100,6 +105,9 @@ def phi_rows(quick: bool, repeat: int) -> list[dict]:
     return [
         dict(base, name="Fourier path, forward+backward", seconds=t_fb, baseline="qiskit-aer, forward", ratio=t_aer / t_fb),
         dict(base, name="Fourier path, forward", seconds=t_f, baseline="qiskit-aer, forward", ratio=t_aer / t_f),
+        dict(group="phi (fixed cost)", items=1, unit="steps", name="Fourier coefficients only, forward+backward",
+             seconds=t_coef,
+             baseline="Fourier path, forward+backward", ratio=t_coef / t_fb),
         dict(base, name="torch statevector, forward+backward", seconds=t_ref,
              baseline="Fourier path, forward+backward", ratio=t_ref / t_fb),
         dict(base, name="qiskit-aer, forward", seconds=t_aer, baseline="", ratio=math.nan),

@@ -25,10 +25,12 @@ Two exact evaluation paths are provided:
 * :func:`fourier_series` + :func:`evaluate_series` (the default of :func:`readout`) use the
   fact that, with angle encoding, every amplitude is a trigonometric polynomial in x whose
   frequencies are multiples of 1/2 up to (n·depth)/2 (Schuld, Sweke & Meyer 2021). The
-  coefficients depend on θ and φ only: they are computed once per forward pass from 2M + 1
-  simulated samples (a discrete Fourier transform, exact for a band-limited function),
-  with their θ/φ-gradients from the parameter-shift rule, and then evaluated for every
-  score with two trigonometric calls and a rotation recurrence.
+  coefficients depend on θ and φ only. They are computed once per forward pass in closed
+  form: R_y is diagonal in the eigenbasis of Y, so a layer of R_y(θ + x) shifts each
+  rotated basis state by a known frequency, and the state is carried as a small table over
+  frequencies (see :func:`_series_plan`). Their θ/φ-gradients come from the parameter-shift
+  rule, all shifted circuits in one batch. The series is then evaluated for every score
+  with two trigonometric calls and a rotation recurrence.
 
 Used in: ``notebooks/02_circuit``, :mod:`sgdq.attention`.
 """
@@ -243,50 +245,95 @@ def spectrum(kind: str, n_qubits: int, depth: int) -> tuple[float, int]:
 
 @functools.lru_cache(maxsize=64)
 def _series_plan(n: int, depth: int, kind: str, device: torch.device) -> dict:
-    """Everything :class:`_SeriesCoefficients` needs that does not depend on θ, φ."""
+    """Everything :func:`_frequency_amplitudes` and :class:`_SeriesCoefficients` need that
+    does not depend on θ, φ (constants in float64 / complex128, cached per circuit shape).
+
+    The key fact: R_y(α) = W·diag(e^{iα/2}, e^{−iα/2})·W†, with W's columns the
+    eigenvectors (1, ∓i)/√2 of the generator. A layer of R_y(θ_q + x) on all n qubits is
+    therefore V·D(θ)·E(x)·V† with V = W^{⊗n}: basis state j of the rotated frame picks up
+    the phase e^{i·(θ·s_j)/2} and the frequency ν_j = (n − 2·popcount j)/2 in x, where
+    s_j = ±1 per qubit. Tracking the state as a table over frequencies (one row per
+    frequency) gives Φ's Fourier coefficients exactly, without sampling.
+    """
     base, M = spectrum(kind, n, depth)
     P = 2 * depth * n  # number of angles: θ then φ
-    K = 2 * M + 1  # samples per period
-    f64 = dict(dtype=torch.float64, device=device)
+    A = 2 * P + 1  # the unshifted angles, then each angle shifted by +s, then by −s
+    dim = 2**n
     shift, factor = (math.pi, 0.25) if kind == "amplitude" else (math.pi / 2, 0.5)
-    offsets = torch.zeros(2 * P + 1, P, **f64)  # row 0 unshifted, then +shift, then −shift
+    f64 = dict(dtype=torch.float64, device=device)
+    offsets = torch.zeros(A, P, **f64)
     idx = torch.arange(P, device=device)
     offsets[1 + idx, idx] = shift
     offsets[1 + P + idx, idx] = -shift
-    t = torch.arange(K, **f64) * (2 * math.pi / K)  # base·x at the sample points
-    ang = torch.arange(M + 1, **f64)[:, None] * t[None, :]
-    dft = torch.stack([torch.cos(ang), torch.sin(ang)], 1).reshape(2 * (M + 1), K) * (2.0 / K)
-    dft[0] /= 2  # coef = samples @ dft.T gives a_0, b_0, a_1, b_1, …
-    chain = torch.arange(2**n, device=device)
-    for q in range(n - 1):  # the CNOT ladder as one permutation
+    bits = _bits(n, device)
+    sign = (2 * bits - 1).to(torch.float64)  # (n, dim): −1 where bit q is 0
+    w = torch.tensor([[1, 1], [-1j, 1j]], dtype=torch.complex128, device=device) / math.sqrt(2)
+    V = torch.ones(1, 1, dtype=torch.complex128, device=device)
+    for _ in range(n):  # W ⊗ … ⊗ W; qubit 0 is the low bit
+        V = torch.kron(w, V)
+    chain = torch.arange(dim, device=device)
+    for q in range(n - 1):  # the CNOT ladder as one permutation: new[k] = old[chain[k]]
         chain = chain[_cnot_permutation(q, q + 1, n, device)]
+    v_dag = V.conj()  # row vectors: (V† ψ)ᵀ = ψᵀ·conj(V)
+    v_dag_after_ladder = torch.empty_like(v_dag)
+    v_dag_after_ladder[chain] = v_dag  # ψ[chain] @ conj(V) == ψ @ this
+    shifts = n - bits.sum(0)  # frequency index gained by rotated-frame state j: 0 … n
+    scatter = []  # per layer: where (row k, column j) of the F-row table lands in the next one
+    for layer in range(depth):
+        k = torch.arange(layer * n + 1, device=device)
+        scatter.append((((k[:, None] + shifts[None, :]) * dim) + torch.arange(dim, device=device)).reshape(-1))
+    weights = readout_weights(kind, n, device, torch.float64)
+    last_weights = torch.empty_like(weights)
+    last_weights[chain] = weights  # the last CNOT ladder, folded into the readout
+    F = depth * n + 1  # frequencies (k − nD/2 for k = 0 … nD) of the final amplitudes
+    # Map the real and imaginary parts of the complex coefficients to the real series
+    # a_0, b_0, a_1, b_1, … with Φ(x) = Σ_m a_m cos(m·base·x) + b_m sin(m·base·x).
+    freqs = torch.arange(F, **f64) - depth * n / 2
+    if kind == "amplitude":  # Φ = Re Σ_f c_f e^{ifx}: c_f = ψ_f · w
+        pairs = [(f,) for f in range(F)]
+        fx = freqs
+    else:  # Φ = Σ_{f,g} G[f,g] e^{i(f−g)x}, G[f,g] = Σ_k w_k ψ_{f,k} conj(ψ_{g,k})
+        pairs = [(f, g) for f in range(F) for g in range(F)]
+        fx = (freqs[:, None] - freqs[None, :]).reshape(-1)
+    to_real = torch.zeros(2 * len(pairs), 2 * (M + 1), **f64)
+    for r, f in enumerate(fx.tolist()):
+        m = int(round(abs(f) / base))
+        to_real[2 * r, 2 * m] = 1.0  # Re c · cos
+        if f != 0:
+            to_real[2 * r + 1, 2 * m + 1] = -1.0 if f > 0 else 1.0  # −Im c · sin(f x)
+    plus = torch.full((dim,), dim**-0.5, dtype=torch.complex128, device=device)
     return dict(
-        base=base, M=M, P=P, factor=factor, chain=chain, dft_t=dft.T.contiguous(),
-        offsets=offsets.repeat_interleave(K, 0), xs=(t / base).repeat(2 * P + 1),
-        sign=(2 * _bits(n, device) - 1).to(torch.float64),
-        weights=readout_weights(kind, n, device, torch.float64),
+        base=base, M=M, P=P, A=A, F=F, factor=factor, n=n, dim=dim, chain=chain,
+        theta_offsets=offsets[:, : P // 2].reshape(A, depth, n), phi_offsets=offsets[:, P // 2 :].reshape(A, depth, n),
+        s_half=-sign / 2, sign_half=sign / 2, plus_rotated=plus @ v_dag, v_t=V.T.contiguous(),
+        v_dag_after_ladder=v_dag_after_ladder, scatter=scatter, last_weights=last_weights.to(torch.complex128),
+        to_real=to_real,
     )
 
 
-def _layered_statevector(x, theta, phi, sign, chain):
-    """:func:`statevector` for a batch of (x, θ, φ) at once, all of them per gate.
+def _frequency_amplitudes(theta, phi, plan):
+    """The final amplitudes as a table over frequencies, for every shifted angle set.
 
-    ``x`` has shape (B,), ``theta`` and ``phi`` shape (B, depth, n); ``sign`` and ``chain``
-    come from :func:`_series_plan`. Only used for the handful of sample points (and
-    shifted angles) of :func:`fourier_series`.
+    Returns ψ of shape (A, F, 2**n) complex128 with ψ(x) = Σ_k ψ[:, k]·e^{i(k − nD/2)x}
+    (the last CNOT ladder left out; ``plan["last_weights"]`` accounts for it). ``theta``
+    and ``phi`` are float64 (depth, n). About six small tensor operations per layer.
     """
-    B, depth, n = theta.shape
-    dim = 2**n
-    state = torch.full((B, dim), dim**-0.5, dtype=_complex_dtype(x.dtype), device=x.device)
-    for layer in range(depth):
-        half = (theta[:, layer] + x[:, None]) / 2  # (B, n)
-        c, s = torch.cos(half), torch.sin(half)
-        ry = torch.stack([c, -s, s, c], -1).view(B, n, 2, 2).to(state.dtype)
-        for q in range(n):  # R_y on qubit q: a (2×2) matmul on that tensor axis
-            state = (ry[:, q, None] @ state.view(B, dim >> (q + 1), 2, 1 << q)).view(B, dim)
-        phase = torch.polar(torch.ones_like(state.real), phi[:, layer] @ sign / 2)
-        state = (state * phase)[:, chain]
-    return state
+    A, n, dim = plan["A"], plan["n"], plan["dim"]
+    th = theta + plan["theta_offsets"]  # (A, depth, n)
+    ph = phi + plan["phi_offsets"]
+    ones = torch.ones((), dtype=torch.float64, device=theta.device).expand(A, th.shape[1], dim)
+    ry = torch.polar(ones, th @ plan["s_half"])  # e^{i θ·s_j / 2} per rotated-frame state j
+    rz = torch.polar(ones, ph @ plan["sign_half"])  # R_z phases per computational state
+    psi = None
+    for layer, scatter in enumerate(plan["scatter"]):
+        if psi is None:
+            rotated = plan["plus_rotated"] * ry[:, :1]  # V† H^n|0⟩, then the θ phases; F = 1
+        else:
+            rotated = (psi @ plan["v_dag_after_ladder"]) * ry[:, layer, None]
+        spread = rotated.new_zeros(A, len(scatter) // dim * dim + n * dim)
+        spread[:, scatter] = rotated.reshape(A, -1)  # state j moves up by its frequency
+        psi = (spread.view(A, -1, dim) @ plan["v_t"]) * rz[:, layer, None]
+    return psi
 
 
 class _SeriesCoefficients(torch.autograd.Function):
@@ -303,13 +350,15 @@ class _SeriesCoefficients(torch.autograd.Function):
         depth, n = theta.shape
         plan = _series_plan(n, depth, kind, theta.device)
         P = plan["P"]
-        angles = torch.cat([theta.reshape(-1), phi.reshape(-1)]).double() + plan["offsets"]
-        state = _layered_statevector(plan["xs"], angles[:, : P // 2].view(-1, depth, n),
-                                     angles[:, P // 2 :].view(-1, depth, n), plan["sign"], plan["chain"])
-        values = state.real if kind == "amplitude" else state.real**2 + state.imag**2
-        coefs = (values @ plan["weights"]).view(2 * P + 1, -1) @ plan["dft_t"]  # (2P+1, 2(M+1))
-        jac = (coefs[1 : P + 1] - coefs[P + 1 :]) * plan["factor"]  # (P, 2(M+1))
-        ctx.save_for_backward(jac.to(theta.dtype))
+        psi = _frequency_amplitudes(theta.detach().double(), phi.detach().double(), plan)
+        if kind == "amplitude":
+            c = psi @ plan["last_weights"]  # (A, F)
+        else:
+            c = (psi * plan["last_weights"]) @ psi.conj().transpose(1, 2)  # (A, F, F)
+        coefs = torch.view_as_real(c).reshape(plan["A"], -1) @ plan["to_real"]  # (2P+1, 2(M+1))
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            jac = (coefs[1 : P + 1] - coefs[P + 1 :]) * plan["factor"]  # (P, 2(M+1))
+            ctx.save_for_backward(jac.to(theta.dtype))
         ctx.depth_n = (depth, n)
         return coefs[0].to(theta.dtype)
 
@@ -324,10 +373,10 @@ class _SeriesCoefficients(torch.autograd.Function):
 def fourier_series(theta: torch.Tensor, phi: torch.Tensor, kind: str = "amplitude") -> FourierSeries:
     """The exact Fourier series of Φ(x) for the readout ``kind`` (differentiable in θ, φ).
 
-    Φ is a trigonometric polynomial with the spectrum of :func:`spectrum`, so 2M + 1
-    equispaced samples over one period determine it exactly (a discrete Fourier
-    transform). The samples are simulated in float64, whatever θ's dtype; gradients in θ
-    and φ are exact too (parameter-shift rule, see :class:`_SeriesCoefficients`).
+    Φ is a trigonometric polynomial with the spectrum of :func:`spectrum`; its
+    coefficients are computed exactly, in float64 whatever θ's dtype, by carrying the state
+    as a table over frequencies (:func:`_frequency_amplitudes`). Gradients in θ and φ are
+    exact too (parameter-shift rule, see :class:`_SeriesCoefficients`).
 
     Used in: :func:`readout`, ``notebooks/02_circuit`` (the spectrum plot).
     """
@@ -338,48 +387,70 @@ def fourier_series(theta: torch.Tensor, phi: torch.Tensor, kind: str = "amplitud
 
 
 def _harmonics(u: torch.Tensor, M: int) -> torch.Tensor:
-    """Rows cos(m·u), sin(m·u) for m = 0 … M, as a (2(M+1), N) table (rotation recurrence)."""
-    table = torch.empty(2 * (M + 1), u.numel(), dtype=u.dtype, device=u.device)
-    table[0] = 1.0
-    table[1] = 0.0
-    if M >= 1:
-        c1, s1 = torch.cos(u.reshape(-1), out=table[2]), torch.sin(u.reshape(-1), out=table[3])
-        for m in range(2, M + 1):
-            cm, sm = table[2 * m - 2], table[2 * m - 1]
-            torch.mul(c1, cm, out=table[2 * m]).addcmul_(s1, sm, value=-1)
-            torch.mul(s1, cm, out=table[2 * m + 1]).addcmul_(c1, sm)
+    """Rows cos(m·u), sin(m·u) for m = 1 … M, as a (2M, N) table.
+
+    Two trigonometric calls, then a rotation by u per row (one multiply and one fused
+    multiply-add each): cos(m·u) = cos u·cos((m−1)u) − sin u·sin((m−1)u), and likewise for sin.
+    """
+    u = u.reshape(-1)
+    table = torch.empty(2 * M, u.numel(), dtype=u.dtype, device=u.device)
+    if M == 0:
+        return table
+    c1, s1 = torch.cos(u, out=table[0]), torch.sin(u, out=table[1])
+    for m in range(2, M + 1):
+        cp, sp = table[2 * m - 4], table[2 * m - 3]
+        torch.mul(c1, cp, out=table[2 * m - 2]).addcmul_(s1, sp, value=-1)
+        torch.mul(s1, cp, out=table[2 * m - 1]).addcmul_(c1, sp)
     return table
 
 
+def _derivative_coefficients(coef: torch.Tensor, base: float) -> torch.Tensor:
+    """Coefficients of Φ′ in the same basis: d/dx [a cos(mωx) + b sin(mωx)] = mω·(b cos − a sin)."""
+    m = torch.arange(coef.numel() // 2, dtype=coef.dtype, device=coef.device) * base
+    a, b = coef[0::2], coef[1::2]
+    return torch.stack([m * b, -m * a], -1).reshape(-1)
+
+
 class _SeriesEval(torch.autograd.Function):
-    """Φ(x) = coef · [cos(m ω x); sin(m ω x)]_m with a hand-written backward."""
+    """Φ(x) = a_0 + coef[2:] · [cos(m ω x); sin(m ω x)]_{m≥1} with a hand-written backward.
+
+    When x needs a gradient, Φ′(x) comes out of the same matrix product as Φ(x) (one
+    more row of coefficients), so the backward pass only multiplies it by the incoming
+    gradient; the harmonics table is kept only if the coefficients need a gradient.
+    """
 
     @staticmethod
     def forward(ctx, x, coef, base):
         M = coef.numel() // 2 - 1
         table = _harmonics(x if base == 1.0 else x * base, M)
-        ctx.save_for_backward(table, coef)
-        ctx.base = base
-        return (coef @ table).reshape(x.shape)
+        need_x, need_coef = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if need_x:
+            rows = torch.stack([coef, _derivative_coefficients(coef, base)])  # (2, 2(M+1))
+            both = rows[:, 2:] @ table
+            out, slope = both[0].add_(coef[0]), both[1]  # Φ′ has no constant term
+        else:
+            out, slope = torch.addmv(coef[:1], table.T, coef[2:]), None
+        ctx.save_for_backward(table if need_coef else None, slope)
+        return out.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, g):
-        table, coef = ctx.saved_tensors
+        table, slope = ctx.saved_tensors
         grad_x = grad_coef = None
         if ctx.needs_input_grad[0]:
-            # d/dx [a cos(mωx) + b sin(mωx)] = mω·(b cos(mωx) − a sin(mωx))
-            m = torch.arange(coef.numel() // 2, dtype=coef.dtype, device=coef.device) * ctx.base
-            a, b = coef[0::2], coef[1::2]
-            deriv = torch.stack([m * b, -m * a], -1).reshape(-1)
-            grad_x = (deriv @ table).reshape(g.shape) * g
+            grad_x = slope.view(g.shape) * g
         if ctx.needs_input_grad[1]:
-            grad_coef = table @ g.contiguous().reshape(-1)
+            flat = g.contiguous().reshape(-1)  # an expanded (stride-0) g makes mv very slow
+            grad_coef = torch.cat([flat.sum().view(1), flat.new_zeros(1), table @ flat])
         return grad_x, grad_coef, None
 
 
 def evaluate_series(x: torch.Tensor, series: FourierSeries) -> torch.Tensor:
     """Evaluate a :class:`FourierSeries` at every element of ``x`` (same shape out)."""
     coef = torch.stack([series.a, series.b], -1).reshape(-1).to(x.dtype)
+    if not (torch.is_grad_enabled() and (x.requires_grad or coef.requires_grad)):
+        table = _harmonics(x if series.base == 1.0 else x * series.base, coef.numel() // 2 - 1)
+        return torch.addmv(coef[:1], table.T, coef[2:]).reshape(x.shape)
     return _SeriesEval.apply(x, coef, series.base)
 
 

@@ -164,6 +164,30 @@ def _head(p: torch.Tensor, k: int) -> torch.Tensor:
     return p.view(-1)[:k]
 
 
+def _grad_head(g: torch.Tensor, k: int) -> torch.Tensor:
+    """The first k elements of a gradient in row-major order (a view when g is contiguous)."""
+    return g.as_strided((k,), (1,)) if g.is_contiguous() else g.flatten()[:k]
+
+
+_BUFFER_LIMIT = 2**20  # perturbed elements up to which the batched Q buffer is kept between steps
+
+
+def _q_buffer(sizes: list[int], like: torch.Tensor, cache: dict | None):
+    """A flat buffer for the batched Q and its split views, kept in ``cache`` between steps
+    (at most ``_BUFFER_LIMIT`` elements, so n_qubits=None on a large model allocates anew)."""
+    total = sum(sizes)
+    key = ("q", tuple(sizes), like.dtype, like.device)
+    if cache is not None and total <= _BUFFER_LIMIT:
+        hit = cache.get("q")
+        if hit is None or hit[0] != key:
+            buf = like.new_empty(total)
+            hit = (key, buf, list(buf.split(sizes)))
+            cache["q"] = hit
+        return hit[1], hit[2]
+    buf = like.new_empty(total)
+    return buf, list(buf.split(sizes))
+
+
 def _reference_adamw(param, grad, exp_avg, exp_avg_sq, step_t, *, lr, beta1, beta2, eps, weight_decay,
                      moment_grad=None):
     """One AdamW step on one tensor, op for op as torch's single-tensor Adam.
@@ -209,13 +233,14 @@ def superpositional_adam(
     plain per-tensor reference loop; otherwise torch's own multi-tensor or fused AdamW kernel
     does the Adam part and the perturbation of all tensors is one batched operation.
     ``head_cache`` (optional, kept by the optimizer between steps) holds the views of each
-    parameter's perturbed slice, revalidated against the parameter's storage every step.
+    parameter's perturbed slice, revalidated against the parameter's storage every step,
+    and a buffer of n_qubits·(number of tensors) elements for Q with its split views.
     """
     if not foreach and not fused:
         for p, g, m, v, s, k in zip(params, grads, exp_avgs, exp_avg_sqs, state_steps, counts):
             q = None
             if k and quantum_weight:
-                q = perturbation(kind, _head(p, k), _head(g, k))  # Eq. (2), from θ_t (a new tensor)
+                q = perturbation(kind, _head(p, k), _grad_head(g, k))  # Eq. (2), from θ_t (a new tensor)
             _reference_adamw(p, g, m, v, s, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
                              weight_decay=weight_decay)
             if q is not None:
@@ -226,17 +251,23 @@ def superpositional_adam(
         counts = [0] * len(params)
     sizes = [k for k in counts if k]
     if sizes:
-        # Batched Eq. (2): gather every perturbed slice (views via flatten, cheap for
-        # contiguous tensors), one elementwise op each for Q, and one foreach add at the end.
+        # Batched Eq. (2): gather every perturbed slice of θ_t and g_t (views: cached for θ,
+        # as_strided for g), compute Q for all of them in one buffer, and add it with one
+        # foreach call after the Adam kernel. The buffer's split views are kept between steps.
         heads = [_cached_head(p, k, head_cache) for p, k in zip(params, counts) if k]
         theta = torch.cat(heads)
-        grad = torch.cat([g.flatten()[:k] for g, k in zip(grads, counts) if k])
-        q = perturbation(kind, theta, grad).mul_(-lr * quantum_weight)
+        grad = torch.cat([_grad_head(g, k) for g, k in zip(grads, counts) if k])
+        q, q_views = _q_buffer(sizes, theta, head_cache)
+        torch.mul(perturbation(kind, theta, grad), -lr * quantum_weight, out=q)
+    if fused and not all(g.is_contiguous() for g in grads):
+        # torch 2.13's fused CPU kernel reads a non-contiguous gradient as if it were laid out
+        # like its parameter (AdamW(fused=True) gives wrong numbers then); hand it a copy.
+        grads = [g if g.is_contiguous() else g.contiguous() for g in grads]
     _torch_adam(params, grads, exp_avgs, exp_avg_sqs, [], state_steps, foreach=foreach, fused=fused,
                 decoupled_weight_decay=True, amsgrad=False, beta1=beta1, beta2=beta2, lr=lr,
                 weight_decay=weight_decay, eps=eps, maximize=False)
     if sizes:
-        torch._foreach_add_(heads, list(q.split(sizes)))
+        torch._foreach_add_(heads, q_views)
 
 
 # --------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ def test_quick_suite_prints_ratios_and_writes_its_files(tmp_path):
     csv = next(tmp_path.glob("*-quick.csv"))
     table = pd.read_csv(csv)
     assert {"group", "name", "seconds", "items", "baseline", "ratio", "throughput_per_s"} <= set(table.columns)
-    assert set(table.group) == {"phi", "attention", "optimizer", "experiment 1"}
+    assert set(table.group) == {"phi", "phi (fixed cost)", "attention", "optimizer", "experiment 1"}
     # the optimizer keeps exactly AdamW's state (memory ratio is a count, not a timing)
     mem = table[table.name.str.startswith("state bytes")]
     assert (mem.ratio == 1.0).all() and (mem.value == 8.0).all()

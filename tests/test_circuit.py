@@ -106,8 +106,9 @@ def test_batched_over_any_shape():
 
 @pytest.mark.parametrize("kind", READOUTS)
 @pytest.mark.parametrize("method", ["fourier", "statevector"])
-def test_gradients_match_finite_differences(kind, method):
-    theta, phi = random_angles(2, 3, seed=11)
+@pytest.mark.parametrize("depth,n", [(2, 3), (1, 3)])  # n·depth even and odd (base 1 and 1/2)
+def test_gradients_match_finite_differences(kind, method, depth, n):
+    theta, phi = random_angles(depth, n, seed=11)
     x = torch.tensor([-13.0, -0.4, 0.0, 2.5, 17.9], dtype=torch.float64)
     w = torch.tensor([0.3, -1.2, 0.7, 2.0, -0.5], dtype=torch.float64)  # a generic linear functional
 
@@ -143,6 +144,29 @@ def test_fourier_path_equals_reference_path_float32(kind):
     (ys * g).sum().backward()
     for a, b in zip(args_f, args_s):
         torch.testing.assert_close(a.grad, b.grad, atol=2e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", READOUTS)
+def test_partial_gradients_equal_full_gradients(kind):
+    """The fast path keeps different things for backward depending on which inputs need a
+    gradient (x only, angles only, both, none); every combination gives the same numbers."""
+    theta, phi = random_angles(2, 4, seed=3)
+    x = torch.randn(3, 7, dtype=torch.float64) * 4
+    g = torch.randn(3, 7, dtype=torch.float64)
+    full = [x.clone().requires_grad_(), theta.clone().requires_grad_(), phi.clone().requires_grad_()]
+    y_full = readout(*full, kind)
+    grads_full = torch.autograd.grad((y_full * g).sum(), full)
+    for need in [(True, False, False), (False, True, True), (False, True, False)]:
+        args = [a.clone().requires_grad_(r) for a, r in zip((x, theta, phi), need)]
+        y = readout(*args, kind)
+        torch.testing.assert_close(y, y_full.detach(), atol=1e-13, rtol=0)  # mv vs mm rounding
+        wanted = [a for a in args if a.requires_grad]
+        got = torch.autograd.grad((y * g).sum(), wanted)
+        expected = [gf for gf, r in zip(grads_full, need) if r]
+        for a, b in zip(got, expected):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+    with torch.no_grad():
+        torch.testing.assert_close(readout(x, theta, phi, kind), y_full.detach(), atol=1e-13, rtol=0)
 
 
 @pytest.mark.parametrize("kind", READOUTS)

@@ -392,3 +392,27 @@ def test_cached_slices_follow_a_parameter_whose_storage_is_replaced():
             o.step()
     for p, q in zip(m1.parameters(), m2.parameters()):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5)
+
+
+def test_fast_path_follows_changing_gradient_sets_and_layouts():
+    """The fast path keeps a Q buffer sized for the tensors that had gradients last step, and
+    reads gradient slices through views: a tensor that loses or regains its gradient, and a
+    gradient stored transposed (not contiguous), must give the reference loop's numbers."""
+    X, Y = data()
+    base = make_model()
+    models = [copy.deepcopy(base), copy.deepcopy(base)]
+    opts = [SuperpositionalAdam(models[0].parameters(), lr=1e-2, fused=True),
+            SuperpositionalAdam(models[1].parameters(), lr=1e-2, foreach=False, fused=False)]
+    for step in range(6):
+        for m, o in zip(models, opts):
+            o.zero_grad()
+            torch.nn.functional.mse_loss(m(X), Y).backward()
+            if step == 2:  # the last bias has no gradient this step
+                m[2].bias.grad = None
+            if step == 4:  # a weight gradient laid out column-major
+                g = m[0].weight.grad
+                m[0].weight.grad = g.t().contiguous().t()
+                assert not m[0].weight.grad.is_contiguous()
+            o.step()
+    for p, q in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5)
