@@ -215,15 +215,25 @@ def readout_from_state(state: torch.Tensor, kind: str = "amplitude") -> torch.Te
 # --------------------------------------------------------------------------------------
 @dataclass
 class FourierSeries:
-    """Φ(x) = Σ_{m=0}^{M} a_m cos(m·ω·x) + b_m sin(m·ω·x), with base frequency ω = ``base``."""
+    """Φ(x) = Σ_{m=0}^{M} a_m cos(m·ω·x) + b_m sin(m·ω·x), with base frequency ω = ``base``.
+
+    ``coef`` holds a_0, b_0, a_1, b_1, … interleaved (b_0 = 0), the layout the evaluation uses.
+    """
 
     base: float
-    a: torch.Tensor  # (M + 1,)
-    b: torch.Tensor  # (M + 1,), b_0 = 0
+    coef: torch.Tensor  # (2(M + 1),)
+
+    @property
+    def a(self) -> torch.Tensor:
+        return self.coef[0::2]
+
+    @property
+    def b(self) -> torch.Tensor:
+        return self.coef[1::2]
 
     @property
     def freqs(self) -> torch.Tensor:
-        return self.base * torch.arange(len(self.a), dtype=self.a.dtype, device=self.a.device)
+        return self.base * torch.arange(len(self.a), dtype=self.coef.dtype, device=self.coef.device)
 
     def __call__(self, x):
         return evaluate_series(x, self)
@@ -277,11 +287,29 @@ def _series_plan(n: int, depth: int, kind: str, device: torch.device) -> dict:
     v_dag = V.conj()  # row vectors: (V† ψ)ᵀ = ψᵀ·conj(V)
     v_dag_after_ladder = torch.empty_like(v_dag)
     v_dag_after_ladder[chain] = v_dag  # ψ[chain] @ conj(V) == ψ @ this
-    shifts = n - bits.sum(0)  # frequency index gained by rotated-frame state j: 0 … n
-    scatter = []  # per layer: where (row k, column j) of the F-row table lands in the next one
+    shifts = (n - bits.sum(0)).tolist()  # frequency index gained by rotated-frame state j: 0 … n
+    c128 = dict(dtype=torch.complex128, device=device)
+    # Per layer l, with the state a row of F_l·dim numbers (F_l = l·n + 1 frequencies):
+    #   ψ ← ψ @ kron(I, V† after the previous CNOT ladder)    constant (layer 0: V†·H^n|0⟩)
+    #   ψ ← ψ ⊙ e^{i θ_l·s_j / 2}                             phases, tiled over the rows
+    #   ψ ← ψ @ spread_l                                     constant: state j moves up by its
+    #                                                        frequency shift, then back through V
+    #   ψ ← ψ ⊙ e^{i φ_l·sign_k / 2}                          R_z phases, tiled over the rows
+    # Every phase angle is linear in the P angles: one product with ``project`` gives them all.
+    # (The phases act on every frequency row alike; they are broadcast over the rows.)
+    spreads, rotates = [], []
+    project = torch.zeros(P, 2 * depth * dim, **f64)  # columns: per layer, dim R_y then dim R_z phases
     for layer in range(depth):
-        k = torch.arange(layer * n + 1, device=device)
-        scatter.append((((k[:, None] + shifts[None, :]) * dim) + torch.arange(dim, device=device)).reshape(-1))
+        f_in, f_out = layer * n + 1, (layer + 1) * n + 1
+        project[layer * n : (layer + 1) * n, 2 * layer * dim : (2 * layer + 1) * dim] = -sign / 2
+        project[P // 2 + layer * n : P // 2 + (layer + 1) * n, (2 * layer + 1) * dim : (2 * layer + 2) * dim] = sign / 2
+        spread = torch.zeros(f_in * dim, f_out * dim, **c128)
+        for k in range(f_in):
+            for jj in range(dim):
+                lo = (k + shifts[jj]) * dim
+                spread[k * dim + jj, lo : lo + dim] = V[:, jj]
+        spreads.append(spread)
+        rotates.append(torch.kron(torch.eye(f_in, **c128), v_dag_after_ladder) if layer else None)
     weights = readout_weights(kind, n, device, torch.float64)
     last_weights = torch.empty_like(weights)
     last_weights[chain] = weights  # the last CNOT ladder, folded into the readout
@@ -290,50 +318,42 @@ def _series_plan(n: int, depth: int, kind: str, device: torch.device) -> dict:
     # a_0, b_0, a_1, b_1, … with Φ(x) = Σ_m a_m cos(m·base·x) + b_m sin(m·base·x).
     freqs = torch.arange(F, **f64) - depth * n / 2
     if kind == "amplitude":  # Φ = Re Σ_f c_f e^{ifx}: c_f = ψ_f · w
-        pairs = [(f,) for f in range(F)]
         fx = freqs
     else:  # Φ = Σ_{f,g} G[f,g] e^{i(f−g)x}, G[f,g] = Σ_k w_k ψ_{f,k} conj(ψ_{g,k})
-        pairs = [(f, g) for f in range(F) for g in range(F)]
         fx = (freqs[:, None] - freqs[None, :]).reshape(-1)
-    to_real = torch.zeros(2 * len(pairs), 2 * (M + 1), **f64)
+    to_real = torch.zeros(2 * len(fx), 2 * (M + 1), **f64)
     for r, f in enumerate(fx.tolist()):
         m = int(round(abs(f) / base))
         to_real[2 * r, 2 * m] = 1.0  # Re c · cos
         if f != 0:
             to_real[2 * r + 1, 2 * m + 1] = -1.0 if f > 0 else 1.0  # −Im c · sin(f x)
-    plus = torch.full((dim,), dim**-0.5, dtype=torch.complex128, device=device)
+    if kind == "amplitude":  # c_f = Σ_j w_j ψ_{f,j} with real w: fold w into the same matrix
+        to_real = (last_weights[None, :, None, None] * to_real.view(F, 1, 2, -1)).reshape(F * dim * 2, -1)
+    plus = torch.full((dim,), dim**-0.5, **c128)
     return dict(
-        base=base, M=M, P=P, A=A, F=F, factor=factor, n=n, dim=dim, chain=chain,
-        theta_offsets=offsets[:, : P // 2].reshape(A, depth, n), phi_offsets=offsets[:, P // 2 :].reshape(A, depth, n),
-        s_half=-sign / 2, sign_half=sign / 2, plus_rotated=plus @ v_dag, v_t=V.T.contiguous(),
-        v_dag_after_ladder=v_dag_after_ladder, scatter=scatter, last_weights=last_weights.to(torch.complex128),
-        to_real=to_real,
+        base=base, M=M, P=P, A=A, F=F, factor=factor, n=n, dim=dim,
+        project=project, phase_offsets=offsets @ project, spreads=spreads, rotates=rotates, plus_rotated=plus @ v_dag,
+        last_weights=last_weights.to(torch.complex128), to_real=to_real,
     )
 
 
 def _frequency_amplitudes(theta, phi, plan):
     """The final amplitudes as a table over frequencies, for every shifted angle set.
 
-    Returns ψ of shape (A, F, 2**n) complex128 with ψ(x) = Σ_k ψ[:, k]·e^{i(k − nD/2)x}
-    (the last CNOT ladder left out; ``plan["last_weights"]`` accounts for it). ``theta``
-    and ``phi`` are float64 (depth, n). About six small tensor operations per layer.
+    Returns ψ of shape (A, F·2**n) complex128 with ψ(x) = Σ_k ψ[:, k·2**n : (k+1)·2**n]·
+    e^{i(k − nD/2)x} (the last CNOT ladder left out; ``plan["last_weights"]`` accounts for
+    it). ``theta`` and ``phi`` are float64 (depth, n). Four small operations per layer.
     """
-    A, n, dim = plan["A"], plan["n"], plan["dim"]
-    th = theta + plan["theta_offsets"]  # (A, depth, n)
-    ph = phi + plan["phi_offsets"]
-    ones = torch.ones((), dtype=torch.float64, device=theta.device).expand(A, th.shape[1], dim)
-    ry = torch.polar(ones, th @ plan["s_half"])  # e^{i θ·s_j / 2} per rotated-frame state j
-    rz = torch.polar(ones, ph @ plan["sign_half"])  # R_z phases per computational state
-    psi = None
-    for layer, scatter in enumerate(plan["scatter"]):
-        if psi is None:
-            rotated = plan["plus_rotated"] * ry[:, :1]  # V† H^n|0⟩, then the θ phases; F = 1
-        else:
-            rotated = (psi @ plan["v_dag_after_ladder"]) * ry[:, layer, None]
-        spread = rotated.new_zeros(A, len(scatter) // dim * dim + n * dim)
-        spread[:, scatter] = rotated.reshape(A, -1)  # state j moves up by its frequency
-        psi = (spread.view(A, -1, dim) @ plan["v_t"]) * rz[:, layer, None]
-    return psi
+    A, dim = plan["A"], plan["dim"]
+    angles = torch.add(plan["phase_offsets"], torch.cat([theta.reshape(-1), phi.reshape(-1)]) @ plan["project"])
+    phases = torch.complex(torch.cos(angles), torch.sin(angles)).view(A, -1, 1, dim)  # (A, 2·depth, 1, dim)
+    psi = plan["plus_rotated"].view(1, 1, dim)
+    for layer, (spread, rotate) in enumerate(zip(plan["spreads"], plan["rotates"])):
+        if rotate is not None:
+            psi = (psi.reshape(A, -1) @ rotate).view(A, -1, dim)
+        psi = ((psi * phases[:, 2 * layer]).reshape(A, -1) @ spread).view(A, -1, dim)
+        psi = psi.mul_(phases[:, 2 * layer + 1])
+    return psi.reshape(A, -1)
 
 
 class _SeriesCoefficients(torch.autograd.Function):
@@ -351,9 +371,10 @@ class _SeriesCoefficients(torch.autograd.Function):
         plan = _series_plan(n, depth, kind, theta.device)
         P = plan["P"]
         psi = _frequency_amplitudes(theta.detach().double(), phi.detach().double(), plan)
-        if kind == "amplitude":
-            c = psi @ plan["last_weights"]  # (A, F)
+        if kind == "amplitude":  # the readout weights are folded into to_real
+            c = psi
         else:
+            psi = psi.view(plan["A"], plan["F"], -1)
             c = (psi * plan["last_weights"]) @ psi.conj().transpose(1, 2)  # (A, F, F)
         coefs = torch.view_as_real(c).reshape(plan["A"], -1) @ plan["to_real"]  # (2P+1, 2(M+1))
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
@@ -383,7 +404,7 @@ def fourier_series(theta: torch.Tensor, phi: torch.Tensor, kind: str = "amplitud
     depth, n = _check_angles(theta, phi)
     _check_readout(kind)
     coef = _SeriesCoefficients.apply(theta, phi, kind)
-    return FourierSeries(spectrum(kind, n, depth)[0], coef[0::2], coef[1::2])
+    return FourierSeries(spectrum(kind, n, depth)[0], coef)
 
 
 def _harmonics(u: torch.Tensor, M: int) -> torch.Tensor:
@@ -447,7 +468,7 @@ class _SeriesEval(torch.autograd.Function):
 
 def evaluate_series(x: torch.Tensor, series: FourierSeries) -> torch.Tensor:
     """Evaluate a :class:`FourierSeries` at every element of ``x`` (same shape out)."""
-    coef = torch.stack([series.a, series.b], -1).reshape(-1).to(x.dtype)
+    coef = series.coef.to(x.dtype)
     if not (torch.is_grad_enabled() and (x.requires_grad or coef.requires_grad)):
         table = _harmonics(x if series.base == 1.0 else x * series.base, coef.numel() // 2 - 1)
         return torch.addmv(coef[:1], table.T, coef[2:]).reshape(x.shape)
