@@ -30,3 +30,13 @@ def test_quick_suite_prints_ratios_and_writes_its_files(tmp_path):
     mem = table[table.name.str.startswith("state bytes")]
     assert (mem.ratio == 1.0).all() and (mem.value == 8.0).all()
     assert csv.with_suffix(".provenance.json").exists()
+
+
+def test_targets_are_judged_from_the_ratios():
+    from sgdq.benchmark import TARGETS, targets
+
+    names = [t[1] for t in TARGETS]
+    table = pd.DataFrame({"name": names, "ratio": [2e4, 299.0, 2.4, 1.25, 1.5, 1.0, 1.06]})
+    out = targets(table)
+    assert out["met"].tolist() == [True, False, True, False, True, True, False]
+    assert targets(table.iloc[:2])["target"].tolist() == [t[0] for t in TARGETS[:2]]
