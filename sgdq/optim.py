@@ -175,17 +175,15 @@ _BUFFER_LIMIT = 2**20  # perturbed elements up to which the batched Q buffer is 
 def _q_buffer(sizes: list[int], like: torch.Tensor, cache: dict | None):
     """A flat buffer for the batched Q and its split views, kept in ``cache`` between steps
     (at most ``_BUFFER_LIMIT`` elements, so n_qubits=None on a large model allocates anew)."""
-    total = sum(sizes)
-    key = ("q", tuple(sizes), like.dtype, like.device)
-    if cache is not None and total <= _BUFFER_LIMIT:
+    if cache is not None:
         hit = cache.get("q")
-        if hit is None or hit[0] != key:
-            buf = like.new_empty(total)
-            hit = (key, buf, list(buf.split(sizes)))
-            cache["q"] = hit
-        return hit[1], hit[2]
-    buf = like.new_empty(total)
-    return buf, list(buf.split(sizes))
+        if hit is not None and hit[0] == sizes and hit[1].dtype == like.dtype and hit[1].device == like.device:
+            return hit[1], hit[2]
+    buf = like.new_empty(sum(sizes))
+    views = list(buf.split(sizes))
+    if cache is not None and buf.numel() <= _BUFFER_LIMIT:
+        cache["q"] = (list(sizes), buf, views)
+    return buf, views
 
 
 def _reference_adamw(param, grad, exp_avg, exp_avg_sq, step_t, *, lr, beta1, beta2, eps, weight_decay,
