@@ -129,12 +129,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def git_commit() -> str:
+# What "+dirty" refers to: the code and inputs that produce results, not the results, executed
+# chapters and generated pages that a run itself writes (those would mark every run dirty).
+SOURCE_PATHS = ("sgdq", "notebooks/*.md", "scripts", "benchmarks", "pyproject.toml", "environment.yml",
+                "data/claims.yaml", "_config.yml", "_toc.yml")
+
+
+def git_commit(root=None) -> str:
+    """The commit of the checkout, with "+dirty" when a source file (``SOURCE_PATHS``) differs from it."""
+    root = root or ROOT
     try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True,
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *SOURCE_PATHS],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"

@@ -66,3 +66,26 @@ def test_every_notebook_has_settings_for_every_profile():
     for name, profiles in runtime.SETTINGS.items():
         assert set(profiles) == set(runtime.PROFILES), name
         assert len({tuple(sorted(p)) for p in profiles.values()}) == 1, f"{name}: profiles set different keys"
+
+
+def test_git_commit_is_dirty_only_for_source_changes(tmp_path):
+    import subprocess
+
+    from sgdq.runtime import git_commit
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "sgdq").mkdir()
+    (tmp_path / "data" / "results").mkdir(parents=True)
+    (tmp_path / "sgdq" / "m.py").write_text("x = 1\n")
+    (tmp_path / "data" / "results" / "r.csv").write_text("a\n1\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "c")
+    assert not git_commit(tmp_path).endswith("+dirty")
+    (tmp_path / "data" / "results" / "r.csv").write_text("a\n2\n")  # a run's own output
+    assert not git_commit(tmp_path).endswith("+dirty")
+    (tmp_path / "sgdq" / "m.py").write_text("x = 2\n")  # the code that produces results
+    assert git_commit(tmp_path).endswith("+dirty")
