@@ -2,6 +2,7 @@
 
     python benchmarks/run.py            # full sizes, a few minutes on 2 CPU cores
     python benchmarks/run.py --quick    # reduced sizes (CI): checks that it runs and prints ratios
+    python benchmarks/run.py --device cuda   # the torch rows on a GPU (Qiskit stays on the CPU)
 
 Writes ``data/results/benchmarks/<device>.csv`` and ``<device>.provenance.json`` (``--out`` to
 choose another folder). Rows: Φ (Fourier path, gate-by-gate torch path, qiskit-aer batched,
@@ -40,20 +41,24 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="reduced sizes and repeats (CI)")
     ap.add_argument("--out", default=str(ROOT / "data" / "results" / "benchmarks"))
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--device", default="cpu", choices=list(runtime.DEVICES),
+                    help="where the torch rows run (the Qiskit baselines always run on the CPU); default cpu")
     ap.add_argument("--only", nargs="*", choices=["phi", "attention", "optimizer", "epoch"], default=None)
     args = ap.parse_args(argv)
+    device = runtime.resolve_device(args.device)  # refuses cuda without a GPU before any work
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     repeat = 3 if args.quick else 20
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    parts = {"phi": lambda: bm.phi_rows(args.quick, repeat), "attention": lambda: bm.attention_rows(args.quick, repeat),
-             "optimizer": lambda: bm.optimizer_rows(args.quick, repeat), "epoch": lambda: bm.epoch_rows(args.quick)}
+    parts = {"phi": lambda: bm.phi_rows(args.quick, repeat, device),
+             "attention": lambda: bm.attention_rows(args.quick, repeat, device),
+             "optimizer": lambda: bm.optimizer_rows(args.quick, repeat, device),
+             "epoch": lambda: bm.epoch_rows(args.quick, device)}
     rows = [r for name in (args.only or parts) for r in parts[name]()]
     table = pd.DataFrame(rows)
     table["throughput_per_s"] = table["items"] / table["seconds"]
-    device = torch.device("cpu")
     print(f"sgdq benchmark suite ({'quick' if args.quick else 'full'}) on {runtime.device_name(device)}, "
           f"torch {torch.__version__}")
     with pd.option_context("display.width", 200, "display.max_colwidth", 60):

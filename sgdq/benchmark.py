@@ -11,14 +11,26 @@ import numpy as np
 import torch
 
 
-def timeit(fn, repeat: int, warmup: int = 1) -> float:
-    """Median seconds per call of ``fn`` over ``repeat`` calls, after ``warmup`` calls."""
+def _sync_for(device):
+    device = torch.device(device)
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+
+
+def timeit(fn, repeat: int, warmup: int = 1, device="cpu") -> float:
+    """Median seconds per call of ``fn`` over ``repeat`` calls, after ``warmup`` calls.
+
+    On a CUDA ``device`` every call is followed by a synchronisation, so the time covers
+    the kernels and not only their launch.
+    """
+    sync = _sync_for(device)
     for _ in range(warmup):
         fn()
+    sync()
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
 
@@ -34,13 +46,7 @@ def optimizer_step_seconds(make_optimizer, shapes, repeat: int = 20, device="cpu
     for p in params:
         p.grad = torch.randn(p.shape, generator=g).to(device) * 1e-3
     opt = make_optimizer(params)
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
-
-    def step():
-        opt.step()
-        sync()
-
-    return timeit(step, repeat, warmup=2)
+    return timeit(opt.step, repeat, warmup=2, device=device)
 
 
 def attention_seconds(batch: int, seq: int, d_model: int = 64, n_heads: int = 4, repeat: int = 20,
@@ -53,18 +59,21 @@ def attention_seconds(batch: int, seq: int, d_model: int = 64, n_heads: int = 4,
     ca = QuantumAttention(d_model, n_heads, quantum=False).to(device)
     mha = torch.nn.MultiheadAttention(d_model, n_heads, batch_first=True).to(device)
     return {
-        "quantum": timeit(lambda: qa(x).sum().backward(), repeat),
-        "classical (same module, Φ off)": timeit(lambda: ca(x).sum().backward(), repeat),
-        "torch MultiheadAttention": timeit(lambda: mha(x, x, x, need_weights=False)[0].sum().backward(), repeat),
+        "quantum": timeit(lambda: qa(x).sum().backward(), repeat, device=device),
+        "classical (same module, Φ off)": timeit(lambda: ca(x).sum().backward(), repeat, device=device),
+        "torch MultiheadAttention": timeit(lambda: mha(x, x, x, need_weights=False)[0].sum().backward(), repeat,
+                                           device=device),
     }
 
 
 # --------------------------------------------------------------------------------------
 # The suite (benchmarks/run.py): every row is timed in the same run as its baseline
 # --------------------------------------------------------------------------------------
-def phi_rows(quick: bool, repeat: int) -> list[dict]:
+def phi_rows(quick: bool, repeat: int, device="cpu") -> list[dict]:
     """Φ on one attention layer's scores: the Fourier path, the gate-by-gate torch path,
-    qiskit-aer (many binds in one run, forward only) and qiskit's Statevector per circuit."""
+    qiskit-aer (many binds in one run, forward only) and qiskit's Statevector per circuit.
+
+    The torch paths run on ``device``; the Qiskit baselines always run on the CPU."""
     import math
 
     from qiskit.quantum_info import Statevector
@@ -77,24 +86,25 @@ def phi_rows(quick: bool, repeat: int) -> list[dict]:
     theta = torch.rand(2, 4, generator=g) * 2 * math.pi
     phi = torch.rand(2, 4, generator=g) * 2 * math.pi
     x = torch.randn(shape, generator=g) * 3
-    th, ph = theta.clone().requires_grad_(), phi.clone().requires_grad_()
+    theta_d, phi_d, x_d = theta.to(device), phi.to(device), x.to(device)
+    th, ph = theta_d.clone().requires_grad_(), phi_d.clone().requires_grad_()
 
     def fwd_bwd(method):
-        xg = x.clone().requires_grad_()
+        xg = x_d.clone().requires_grad_()
         return lambda: readout(xg, th, ph, method=method).sum().backward()
 
     def fast_fwd():
         with torch.no_grad():
-            readout(x, theta, phi)
+            readout(x_d, theta_d, phi_d)
 
     def coef_fwd_bwd():
         series = fourier_series(th, ph)
         (series.a.sum() + series.b.sum()).backward()
 
-    t_fb = timeit(fwd_bwd("fourier"), repeat)
-    t_coef = timeit(coef_fwd_bwd, repeat)
-    t_f = timeit(fast_fwd, repeat)
-    t_ref = timeit(fwd_bwd("statevector"), max(1, repeat // 5))
+    t_fb = timeit(fwd_bwd("fourier"), repeat, device=device)
+    t_coef = timeit(coef_fwd_bwd, repeat, device=device)
+    t_f = timeit(fast_fwd, repeat, device=device)
+    t_ref = timeit(fwd_bwd("statevector"), max(1, repeat // 5), device=device)
     n_aer = 256 if quick else 2048
     xs = x.reshape(-1)[:n_aer].double()
     t_aer = timeit(lambda: readout_from_state(aer_statevectors(xs, theta, phi)), 2) * n / n_aer
@@ -116,16 +126,16 @@ def phi_rows(quick: bool, repeat: int) -> list[dict]:
     ]
 
 
-def attention_rows(quick: bool, repeat: int) -> list[dict]:
+def attention_rows(quick: bool, repeat: int, device="cpu") -> list[dict]:
     b, s = (8, 16) if quick else (32, 32)
-    t = attention_seconds(b, s, repeat=repeat * 3)
+    t = attention_seconds(b, s, repeat=repeat * 3, device=device)
     base = t["torch MultiheadAttention"]
     return [dict(group="attention", name=f"{k}, forward+backward", items=b, unit="sequences", seconds=v,
                  baseline="" if k == "torch MultiheadAttention" else "torch MultiheadAttention, forward+backward",
                  ratio=float("nan") if k == "torch MultiheadAttention" else v / base) for k, v in t.items()]
 
 
-def optimizer_rows(quick: bool, repeat: int) -> list[dict]:
+def optimizer_rows(quick: bool, repeat: int, device="cpu") -> list[dict]:
     """optimizer.step() and optimizer-state memory against torch's fused AdamW, at two sizes."""
     import math
 
@@ -144,7 +154,7 @@ def optimizer_rows(quick: bool, repeat: int) -> list[dict]:
     for size, shapes in sizes.items():
         n = sum(math.prod(s) for s in shapes)
         reps = repeat if n < 10**7 else max(3, repeat // 4)
-        times = {k: optimizer_step_seconds(f, shapes, repeat=reps) for k, f in makers.items()}
+        times = {k: optimizer_step_seconds(f, shapes, repeat=reps, device=device) for k, f in makers.items()}
         for k, v in times.items():
             first = k == "AdamW (fused)"
             rows.append(dict(group="optimizer", name=f"{k}, step, {size}", items=n, unit="parameters", seconds=v,
@@ -169,7 +179,7 @@ def state_bytes_per_parameter(make_optimizer, shapes) -> float:
     return total / sum(p.numel() for p in params)
 
 
-def epoch_rows(quick: bool) -> list[dict]:
+def epoch_rows(quick: bool, device="cpu") -> list[dict]:
     """Experiment 1: an epoch with SGD λ = 0.5 against an epoch with Adam, same model, data, device.
 
     The two optimizers alternate over several rounds (2 quick, 8 full) of 3 epochs each, so
@@ -179,7 +189,8 @@ def epoch_rows(quick: bool) -> list[dict]:
     """
     from . import text_classification as tc
 
-    cfg = tc.config_for("smoke" if quick else "cpu", seeds=1, epochs=3, n_train=256 if quick else 1000)
+    cfg = tc.config_for("smoke" if quick else "cpu", seeds=1, epochs=3, n_train=256 if quick else 1000,
+                        device=torch.device(device).type)
     data = tc.make_data(cfg)
     epochs, steps = {}, {}
     for _ in range(2 if quick else 8):

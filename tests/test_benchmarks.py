@@ -40,3 +40,32 @@ def test_targets_are_judged_from_the_ratios():
     out = targets(table)
     assert out["met"].tolist() == [True, False, True, False, True, True, False]
     assert targets(table.iloc[:2])["target"].tolist() == [t[0] for t in TARGETS[:2]]
+
+
+def test_cuda_without_a_gpu_is_refused_before_any_work(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        import pytest
+
+        pytest.skip("this machine has a GPU")
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--device", "cuda",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode != 0
+    assert "device='cuda'" in out.stderr and "no CUDA GPU" in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quick_suite_runs_on_cuda(tmp_path):
+    import pytest
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--device", "cuda",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=900,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "ratio  Fourier path, forward+backward" in out.stdout
+    assert next(tmp_path.glob("cuda-*-quick.csv")).exists()
