@@ -224,7 +224,7 @@ TARGETS = [
 ]
 
 
-def targets(table) -> "pd.DataFrame":
+def targets(table):
     """One row per performance target: the measured ratio from a suite results table, the
     bound, and whether it is met. Targets whose row the table lacks (e.g. SmolLM2 shapes in
     a quick run) are left out.

@@ -51,7 +51,7 @@ import pandas as pd
 import torch
 
 from . import gsm8k, runtime
-from .optim import SuperpositionalAdam
+from . import optim
 
 OPTIMIZERS = ("AdamW", "SGD λ=0.1", "SGD λ=0.5")
 FULL_TRAIN_SIZE = 7473
@@ -242,12 +242,11 @@ def collate(pad_id: int):
 # Training and evaluation
 # --------------------------------------------------------------------------------------
 def make_optimizer(name: str, params, cfg: LLMConfig):
-    common = dict(lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
-    if name == "AdamW":
-        return torch.optim.AdamW(params, **common)
-    if name.startswith("SGD λ="):
-        return SuperpositionalAdam(params, quantum_weight=float(name.split("=")[1]), n_qubits=cfg.n_qubits, **common)
-    raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
+    """The optimizer labelled ``name`` (one of ``OPTIMIZERS``), with Table III's hyperparameters."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
+    return optim.build_optimizer(name, params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay,
+                                 n_qubits=cfg.n_qubits)
 
 
 def slug(name: str) -> str:

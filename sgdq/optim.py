@@ -462,3 +462,50 @@ class QuantumMomentAdam(_AdamFamily):
                 _reference_adamw(p, g, m, v, s, lr=group["lr"], beta1=beta1, beta2=beta2,
                                  eps=group["eps"], weight_decay=group["weight_decay"], moment_grad=mg)
         return loss
+
+
+# --------------------------------------------------------------------------------------
+# One registry: the optimizers the book compares, by their labels in the paper's tables
+# --------------------------------------------------------------------------------------
+OPTIMIZER_LABELS = ("Adam", "AdamW", "Quantum-inspired moment", "SGD λ=<weight>")
+
+
+def sgd_weight(label) -> float | None:
+    """λ of a label ``"SGD λ=<weight>"`` (e.g. ``"SGD λ=0.5"``), or None for any other label."""
+    if not isinstance(label, str) or not label.startswith("SGD λ="):
+        return None
+    try:
+        value = float(label[len("SGD λ="):])
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def is_optimizer_label(label) -> bool:
+    return label in OPTIMIZER_LABELS[:3] or sgd_weight(label) is not None
+
+
+def build_optimizer(label: str, params, *, lr: float, betas=(0.9, 0.999), eps: float = 1e-8,
+                    weight_decay: float = 0.0, n_qubits=4, scope: str = "tensor", perturbation: str = "sin",
+                    moment_weight: float = 0.5, fused: bool | None = None) -> Optimizer:
+    """One of the optimizers the book compares, by its label in the paper's tables.
+
+    * ``"Adam"``, ``"AdamW"``: torch's (``fused`` is passed on; None is torch's default);
+    * ``"Quantum-inspired moment"``: :class:`QuantumMomentAdam` with ``moment_weight``;
+    * ``"SGD λ=<weight>"``: :class:`SuperpositionalAdam` with quantum_weight = <weight> and
+      ``n_qubits``, ``scope``, ``perturbation``.
+
+    Used in: :mod:`sgdq.toy`, :mod:`sgdq.text_classification`, :mod:`sgdq.llm_finetuning`.
+    """
+    common = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+    if label == "Adam":
+        return torch.optim.Adam(params, fused=fused, **common)
+    if label == "AdamW":
+        return torch.optim.AdamW(params, fused=fused, **common)
+    if label == "Quantum-inspired moment":
+        return QuantumMomentAdam(params, moment_weight=moment_weight, **common)
+    weight = sgd_weight(label)
+    if weight is not None:
+        return SuperpositionalAdam(params, quantum_weight=weight, n_qubits=n_qubits, scope=scope,
+                                   perturbation=perturbation, **common)
+    raise ValueError(f"optimizer must be one of {OPTIMIZER_LABELS} (weight a number >= 0), got {label!r}")

@@ -31,7 +31,8 @@ from torch.nn import functional as F
 
 from . import runtime, synthetic
 from .models import TransformerClassifier
-from .optim import PERTURBATIONS, SCOPES, QuantumMomentAdam, SuperpositionalAdam
+from . import optim
+from .optim import PERTURBATIONS, SCOPES
 
 # The four optimizers of Sec. IV-B, by the labels the book uses.
 OPTIMIZERS = ("Adam", "Quantum-inspired moment", "SGD λ=0.1", "SGD λ=0.5")
@@ -71,7 +72,7 @@ class Config:
     first_seed: int = 0
 
     def validate(self):
-        unknown = sorted(o for o in self.optimizers if o not in OPTIMIZERS and _sgd_weight(o) is None)
+        unknown = sorted(o for o in self.optimizers if o not in OPTIMIZERS and optim.sgd_weight(o) is None)
         if unknown:
             raise ValueError(f"unknown optimizer(s) {unknown}; choose from {OPTIMIZERS} or 'SGD λ=<weight>'")
         if self.attention not in ("quantum", "classical"):
@@ -115,17 +116,6 @@ def results_dir(profile: str) -> Path:
     return runtime.results_dir("text_classification", profile)
 
 
-def _sgd_weight(name: str):
-    """λ of an optimizer label 'SGD λ=<weight>', or None."""
-    if not name.startswith("SGD λ="):
-        return None
-    try:
-        value = float(name.split("=", 1)[1])
-    except ValueError:
-        return None
-    return value if value >= 0 else None
-
-
 def make_data(cfg: Config):
     """The fixed train/test splits of this configuration."""
     return synthetic.make_dataset(cfg.n_train, cfg.n_test, cfg.data_seed, min_len=cfg.min_len, max_len=cfg.max_len,
@@ -133,16 +123,16 @@ def make_data(cfg: Config):
 
 
 def make_optimizer(name: str, params, cfg: Config):
-    common = dict(lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
-    if name == "Adam":  # torch's fused kernel, as SuperpositionalAdam uses by default: a like-for-like timing
-        return torch.optim.Adam(params, fused=True, **common)
-    if name == "Quantum-inspired moment":
-        return QuantumMomentAdam(params, moment_weight=cfg.moment_weight, **common)
-    if _sgd_weight(name) is not None:
-        n_qubits = None if cfg.sgd_n_qubits == "all" else cfg.sgd_n_qubits
-        return SuperpositionalAdam(params, quantum_weight=_sgd_weight(name), n_qubits=n_qubits,
-                                   scope=cfg.sgd_scope, perturbation=cfg.sgd_perturbation, **common)
-    raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
+    """The optimizer labelled ``name``, with this configuration's hyperparameters.
+
+    Adam uses torch's fused kernel, as SuperpositionalAdam does by default: a like-for-like timing.
+    """
+    if not optim.is_optimizer_label(name):
+        raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS} or 'SGD λ=<weight>'")
+    return optim.build_optimizer(name, params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay,
+                                 n_qubits=None if cfg.sgd_n_qubits == "all" else cfg.sgd_n_qubits,
+                                 scope=cfg.sgd_scope, perturbation=cfg.sgd_perturbation,
+                                 moment_weight=cfg.moment_weight, fused=True if name == "Adam" else None)
 
 
 def _sync(device):

@@ -18,28 +18,26 @@ import numpy as np
 import torch
 from torch import nn
 
-from .optim import QuantumMomentAdam, SuperpositionalAdam
+from . import optim
 
 OPTIMIZERS = ("adam", "adamw", "moment", "sgd")
 
 
 def make_optimizer(name: str, params, lr: float, quantum_weight: float = 0.5, n_qubits=4,
                    scope: str = "tensor", weight_decay: float = 0.0, moment_weight: float = 0.5):
-    """Build one of the optimizers the book compares, by name.
+    """Build one of the optimizers the book compares, by a short name.
 
-    ``"adam"``/``"adamw"`` are torch's; ``"moment"`` is :class:`QuantumMomentAdam`;
-    ``"sgd"`` is Superpositional Gradient Descent (:class:`SuperpositionalAdam`).
+    ``"adam"`` (no weight decay) and ``"adamw"`` are torch's; ``"moment"`` is
+    :class:`QuantumMomentAdam`; ``"sgd"`` is Superpositional Gradient Descent
+    (:class:`SuperpositionalAdam` with ``quantum_weight``). See :func:`sgdq.optim.build_optimizer`.
     """
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=0.0)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    if name == "moment":
-        return QuantumMomentAdam(params, lr=lr, weight_decay=weight_decay, moment_weight=moment_weight)
-    if name == "sgd":
-        return SuperpositionalAdam(params, lr=lr, weight_decay=weight_decay, quantum_weight=quantum_weight,
-                                   n_qubits=n_qubits, scope=scope)
-    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+    labels = {"adam": "Adam", "adamw": "AdamW", "moment": "Quantum-inspired moment", "sgd": f"SGD λ={quantum_weight}"}
+    if name not in labels:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+    if name == "sgd" and optim.sgd_weight(labels[name]) is None:
+        raise ValueError(f"quantum_weight must be a finite number >= 0, got {quantum_weight!r}")
+    return optim.build_optimizer(labels[name], params, lr=lr, weight_decay=0.0 if name == "adam" else weight_decay,
+                                 n_qubits=n_qubits, scope=scope, moment_weight=moment_weight)
 
 
 # --------------------------------------------------------------------------------------

@@ -438,3 +438,21 @@ def test_fused_path_with_mixed_dtypes_in_one_group():
     for a, b in zip(*out):
         assert a.dtype == b.dtype
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_one_registry_builds_every_label():
+    from sgdq.optim import build_optimizer, is_optimizer_label, sgd_weight
+
+    p = [torch.nn.Parameter(torch.zeros(3))]
+    assert type(build_optimizer("Adam", p, lr=1e-3)) is torch.optim.Adam
+    assert type(build_optimizer("AdamW", p, lr=1e-3, weight_decay=0.01)) is torch.optim.AdamW
+    moment = build_optimizer("Quantum-inspired moment", p, lr=1e-3, moment_weight=0.3)
+    assert isinstance(moment, QuantumMomentAdam) and moment.param_groups[0]["moment_weight"] == 0.3
+    sgd = build_optimizer("SGD λ=0.25", p, lr=1e-3, n_qubits=None, scope="global", perturbation="cos")
+    group = sgd.param_groups[0]
+    assert (group["quantum_weight"], group["n_qubits"], group["scope"], group["perturbation"]) == (0.25, None, "global", "cos")
+    assert sgd_weight("SGD λ=1e-1") == 0.1
+    for bad in ("SGD λ=-1", "SGD λ=nan", "SGD λ=x", "sgd", "Lion", None):
+        assert sgd_weight(bad) is None and not is_optimizer_label(bad)
+        with pytest.raises(ValueError, match="optimizer must be one of"):
+            build_optimizer(bad, p, lr=1e-3)
