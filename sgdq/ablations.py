@@ -1,6 +1,6 @@
 """Ablations of experiment 1: what in Superpositional Gradient Descent makes a difference?
 
-Four studies, each a set of variants trained with the protocol of experiment 1 (same data,
+Five studies, each a set of variants trained with the protocol of experiment 1 (same data,
 seeds, initial weights and batch order; see :mod:`sgdq.text_classification`):
 
 * ``lambda`` — the weight λ ∈ {0, 0.1, 0.3, 0.5, 0.7, 1.0} (n_qubits = 4 per tensor);
@@ -9,7 +9,10 @@ seeds, initial weights and batch order; see :mod:`sgdq.text_classification`):
 * ``perturbation`` — sin(πθ)·g against cos(πθ)·g, Gaussian noise of matched scale and a
   random sign·|g|, at λ = 0.5 on *every* entry (with 4 entries per tensor no function could
   matter, so the comparison is made where it can);
-* ``attention`` — quantum against classical attention, with Adam and with SGD λ = 0.5.
+* ``attention`` — quantum against classical attention, with Adam and with SGD λ = 0.5;
+* ``readout`` — hardware realism: the ⟨Z⟩ readout, exact and estimated from 1000, 100 or 10
+  shots per score (:func:`sgdq.circuit.sample_expval_z`), against the default amplitude
+  readout, with Adam, so that only the circuit term changes.
 
 Each variant is stored under ``data/results/ablations/<study>/<variant>/`` like experiment 1.
 Variants identical to a run that already exists (the main experiment, or another variant)
@@ -52,6 +55,13 @@ STUDIES: dict[str, dict[str, tuple[dict, str]]] = {
         "classical, Adam": ({"attention": "classical"}, "Adam"),
         "classical, SGD λ=0.5": ({"attention": "classical"}, "SGD λ=0.5"),
     },
+    "readout": {
+        "amplitude, exact": ({}, "Adam"),
+        "⟨Z⟩, exact": ({"readout": "expval_z"}, "Adam"),
+        "⟨Z⟩, 1000 shots": ({"readout": "expval_z", "shots": 1000}, "Adam"),
+        "⟨Z⟩, 100 shots": ({"readout": "expval_z", "shots": 100}, "Adam"),
+        "⟨Z⟩, 10 shots": ({"readout": "expval_z", "shots": 10}, "Adam"),
+    },
 }
 
 # Variants that are the same computation as another run: (study, variant) -> (study, variant) or MAIN.
@@ -62,11 +72,13 @@ SAME_AS = {
     ("n_qubits", "0 per tensor"): ("lambda", "λ=0"), ("n_qubits", "4 per tensor"): MAIN,
     ("perturbation", "sin(πθ)·g"): ("n_qubits", "every entry"),
     ("attention", "quantum, Adam"): MAIN, ("attention", "quantum, SGD λ=0.5"): MAIN,
+    ("readout", "amplitude, exact"): MAIN,
 }
 
 
 def _slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", label.replace("λ", "lambda").replace("π", "pi").replace("θ", "theta")).strip("_")
+    label = label.replace("λ", "lambda").replace("π", "pi").replace("θ", "theta").replace("⟨Z⟩", "Z")
+    return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_")
 
 
 def variant_dir(study: str, variant: str, profile: str) -> Path:

@@ -14,6 +14,11 @@ Our choices, where the paper is silent:
   what makes it cheap to evaluate for every (i, j, h).
 * **Which parameters are trainable**: each attention layer owns one (θ, φ) pair of shape
   (depth, n_qubits), shared by its heads, initialised uniformly in [0, 2π).
+* **Finite shots** (``shots``, beyond the paper): with the ``"expval_z"`` readout, the value
+  of Φ can be the estimate a device would return from ``shots`` measurements per score
+  (:func:`sgdq.circuit.sample_expval_z`), in training and in evaluation alike. The gradient
+  stays that of the exact expectation, which is what an unbiased parameter-shift estimate
+  has on average; only the forward value carries the shot noise.
 
 Used in: :mod:`sgdq.models`, ``notebooks/04_quantum_attention``.
 """
@@ -26,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .circuit import READOUTS, readout
+from .circuit import READOUTS, readout, sample_expval_z
 
 CIRCUIT_INPUTS = ("raw", "scaled")
 
@@ -42,7 +47,7 @@ class QuantumAttention(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, n_qubits: int = 4, depth: int = 2,
                  readout: str = "amplitude", dropout: float = 0.0, *, circuit_input: str = "raw",
-                 quantum: bool = True):
+                 quantum: bool = True, shots: int | None = None):
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
@@ -52,6 +57,13 @@ class QuantumAttention(nn.Module):
             raise ValueError(f"circuit_input must be one of {CIRCUIT_INPUTS}, got {circuit_input!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if shots is not None:
+            if not isinstance(shots, int) or isinstance(shots, bool) or shots < 1:
+                raise ValueError(f"shots must be None (exact) or an integer >= 1, got {shots!r}")
+            if readout != "expval_z":
+                raise ValueError(f"shots needs readout='expval_z' (the only readout a device can estimate), "
+                                 f"got readout={readout!r}")
+        self.shots = shots
         self.d_model, self.n_heads, self.d_k = d_model, n_heads, d_model // n_heads
         self.readout_kind, self.circuit_input, self.quantum = readout, circuit_input, quantum
         self.dropout = dropout
@@ -77,8 +89,12 @@ class QuantumAttention(nn.Module):
         return logits
 
     def circuit_term(self, scores: torch.Tensor) -> torch.Tensor:
-        """Φ of Eq. (4) for every score (any shape)."""
-        return readout(scores, self.theta, self.phi, self.readout_kind)
+        """Φ of Eq. (4) for every score (any shape); with ``shots``, its finite-shot estimate."""
+        exact = readout(scores, self.theta, self.phi, self.readout_kind)
+        if self.shots is None:
+            return exact
+        noise = sample_expval_z(scores, self.theta, self.phi, self.shots) - exact.detach()
+        return exact + noise  # the estimate's value, the exact expectation's gradient
 
     def attention_weights(self, x, key_padding_mask=None):
         """The softmax weights, (batch, heads, seq, seq); for plots."""
@@ -93,3 +109,42 @@ class QuantumAttention(nn.Module):
         attn = F.dropout(attn, self.dropout, self.training)
         out = (attn @ v).transpose(1, 2).reshape(x.shape)
         return self.out_proj(out)
+
+
+def shot_noise_in_attention(layer: QuantumAttention, x: torch.Tensor, shots_list, repeats: int = 5,
+                            key_padding_mask=None, seed: int = 0):
+    """How far finite shots move the attention weights of ``layer`` on input ``x``.
+
+    For each number of shots: the mean total-variation distance between the exact weights
+    (``"expval_z"`` readout, infinitely many shots) and the finite-shot ones, over query rows
+    and ``repeats`` draws, and the root-mean-square error of Φ itself. Returns a DataFrame.
+
+    Used in: ``notebooks/07_ablations``.
+    """
+    import pandas as pd
+
+    if layer.readout_kind != "expval_z":
+        raise ValueError(f"shot noise is defined for readout='expval_z', the layer has {layer.readout_kind!r}")
+    saved = layer.shots
+    rows = []
+    try:
+        with torch.no_grad():
+            torch.manual_seed(seed)
+            layer.shots = None
+            exact = layer.attention_weights(x, key_padding_mask)
+            q, k, _ = layer._heads(x)
+            scores = q @ k.transpose(-2, -1)
+            if layer.circuit_input == "scaled":
+                scores = scores / math.sqrt(layer.d_k)
+            phi_exact = layer.circuit_term(scores)
+            for shots in shots_list:
+                layer.shots = int(shots)
+                for r in range(repeats):
+                    noisy = layer.attention_weights(x, key_padding_mask)
+                    tv = 0.5 * (noisy - exact).abs().sum(-1)
+                    phi_noise = layer.circuit_term(scores) - phi_exact
+                    rows.append(dict(shots=int(shots), repeat=r, tv_distance=float(tv.mean()),
+                                     phi_rmse=float(phi_noise.pow(2).mean().sqrt())))
+    finally:
+        layer.shots = saved
+    return pd.DataFrame(rows)

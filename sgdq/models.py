@@ -62,7 +62,7 @@ class TransformerClassifier(nn.Module):
                  n_heads: int = 4, d_ff: int = 128, n_layers: int = 2, dropout: float = 0.1,
                  attention: str = "quantum", n_qubits: int = 4, depth: int = 2,
                  readout: str = "amplitude", circuit_input: str = "raw", pad_id: int = 0,
-                 positional: str = "sinusoidal"):
+                 positional: str = "sinusoidal", shots: int | None = None):
         super().__init__()
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
@@ -77,7 +77,7 @@ class TransformerClassifier(nn.Module):
             self.pos = lambda positions: self.pos_table[positions]
         self.layers = nn.ModuleList(
             EncoderLayer(d_model, n_heads, d_ff, dropout, attention == "quantum", n_qubits=n_qubits,
-                         depth=depth, readout=readout, circuit_input=circuit_input)
+                         depth=depth, readout=readout, circuit_input=circuit_input, shots=shots)
             for _ in range(n_layers)
         )
         self.drop = nn.Dropout(dropout)

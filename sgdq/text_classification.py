@@ -32,6 +32,7 @@ from torch.nn import functional as F
 from . import runtime, synthetic
 from .models import TransformerClassifier
 from . import optim
+from .circuit import READOUTS
 from .optim import PERTURBATIONS, SCOPES
 
 # The four optimizers of Sec. IV-B, by the labels the book uses.
@@ -67,6 +68,8 @@ class Config:
     sgd_n_qubits: int | str = 4  # "all": every entry (n_qubits=None in the optimizer)
     sgd_scope: str = "tensor"
     sgd_perturbation: str = "sin"
+    readout: str = "amplitude"  # Φ's readout (sgdq.circuit.READOUTS)
+    shots: int | None = None  # finite-shot ⟨Z⟩ estimate (needs readout="expval_z"); None: exact
     optimizers: tuple = OPTIMIZERS
     device: str = "cpu"
     first_seed: int = 0
@@ -81,6 +84,13 @@ class Config:
             raise ValueError(f"sgd_n_qubits must be an integer >= 0 or 'all', got {self.sgd_n_qubits!r}")
         if self.sgd_scope not in SCOPES:
             raise ValueError(f"sgd_scope must be one of {SCOPES}, got {self.sgd_scope!r}")
+        if self.readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {self.readout!r}")
+        if self.shots is not None and (not isinstance(self.shots, int) or isinstance(self.shots, bool)
+                                       or self.shots < 1):
+            raise ValueError(f"shots must be None (exact) or an integer >= 1, got {self.shots!r}")
+        if self.shots is not None and self.readout != "expval_z":
+            raise ValueError(f"shots needs readout='expval_z', got readout={self.readout!r}")
         if self.sgd_perturbation not in PERTURBATIONS:
             raise ValueError(f"sgd_perturbation must be one of {PERTURBATIONS}, got {self.sgd_perturbation!r}")
         for name in ("seeds", "epochs", "n_train", "n_test", "batch_size"):
@@ -157,7 +167,8 @@ def train_one(cfg: Config, optimizer: str, seed: int, data=None) -> list[dict]:
     train, test = data or make_data(cfg)
     torch.manual_seed(seed)  # same initial weights and dropout stream for every optimizer
     model = TransformerClassifier(synthetic.VOCAB_SIZE, n_classes=2, max_len=cfg.max_len, n_qubits=cfg.n_qubits,
-                                  depth=cfg.depth, attention=cfg.attention).to(device)
+                                  depth=cfg.depth, attention=cfg.attention, readout=cfg.readout,
+                                  shots=cfg.shots).to(device)
     opt = make_optimizer(optimizer, model.parameters(), cfg)
     order = torch.Generator().manual_seed(seed)  # same batch order for every optimizer
     rows = []

@@ -45,3 +45,25 @@ def test_every_entry_variant_really_perturbs_every_entry():
         assert opt.param_groups[0]["n_qubits"] == expected, variant
     assert tc.make_optimizer("SGD λ=0.5", [torch.nn.Parameter(torch.zeros(3))],
                              tc.config_for("smoke", sgd_perturbation="cos")).param_groups[0]["perturbation"] == "cos"
+
+
+def test_readout_variants_build_models_with_their_readout_and_shots():
+    import torch
+
+    from sgdq import synthetic
+    from sgdq import text_classification as tc
+    from sgdq.models import TransformerClassifier
+
+    expected = {"⟨Z⟩, exact": ("expval_z", None), "⟨Z⟩, 1000 shots": ("expval_z", 1000),
+                "⟨Z⟩, 100 shots": ("expval_z", 100), "⟨Z⟩, 10 shots": ("expval_z", 10)}
+    for variant, (kind, shots) in expected.items():
+        overrides, optimizer = ab.STUDIES["readout"][variant]
+        assert optimizer == "Adam"
+        cfg = tc.config_for("smoke", optimizers=(optimizer,), **overrides)
+        assert (cfg.readout, cfg.shots) == (kind, shots)
+        model = TransformerClassifier(synthetic.VOCAB_SIZE, readout=cfg.readout, shots=cfg.shots)
+        assert all((layer.attn.readout_kind, layer.attn.shots) == (kind, shots) for layer in model.layers)
+    torch.manual_seed(0)
+    noisy = TransformerClassifier(synthetic.VOCAB_SIZE, readout="expval_z", shots=10).eval()
+    tokens = torch.randint(1, synthetic.VOCAB_SIZE, (2, 6))
+    assert not torch.equal(noisy(tokens), noisy(tokens))  # shot noise also at evaluation

@@ -201,3 +201,40 @@ def test_sinusoidal_positions_follow_vaswani_et_al():
     assert isinstance(model.pos, torch.nn.Embedding)
     with pytest.raises(ValueError, match="positional must be one of"):
         TransformerClassifier(10, positional="rotary")
+
+
+def test_finite_shots_change_the_value_not_the_gradient():
+    """With shots, Φ's value is a device-like estimate (mean over many draws → the exact ⟨Z⟩),
+    while the gradient is exactly the exact readout's."""
+    torch.manual_seed(0)
+    exact_layer = QuantumAttention(16, 2, readout="expval_z")
+    shot_layer = QuantumAttention(16, 2, readout="expval_z", shots=50)
+    shot_layer.load_state_dict(exact_layer.state_dict())
+    scores = torch.randn(3, 2, 5, 5) * 2
+    exact = exact_layer.circuit_term(scores)
+    draws = torch.stack([shot_layer.circuit_term(scores) for _ in range(400)])
+    assert (draws - exact).abs().mean() > 0.05  # it is noisy
+    assert ((draws.mean(0) - exact).abs() < 5 * draws.std(0) / 20 + 1e-6).all()  # and unbiased
+    g = torch.randn_like(scores)
+    ga = torch.autograd.grad((exact_layer.circuit_term(scores) * g).sum(), [exact_layer.theta, exact_layer.phi])
+    gb = torch.autograd.grad((shot_layer.circuit_term(scores) * g).sum(), [shot_layer.theta, shot_layer.phi])
+    for a, b in zip(ga, gb):
+        torch.testing.assert_close(a, b)
+
+
+def test_shots_are_refused_without_the_expval_z_readout():
+    with pytest.raises(ValueError, match="shots needs readout='expval_z'"):
+        QuantumAttention(16, 2, shots=100)
+    with pytest.raises(ValueError, match="shots must be None"):
+        QuantumAttention(16, 2, readout="expval_z", shots=0)
+
+
+def test_shot_noise_in_attention_shrinks_like_one_over_sqrt_shots():
+    from sgdq.attention import shot_noise_in_attention
+
+    torch.manual_seed(1)
+    layer = QuantumAttention(32, 2, readout="expval_z")
+    df = shot_noise_in_attention(layer, torch.randn(4, 8, 32), [25, 2500], repeats=3)
+    rmse = df.groupby("shots").phi_rmse.mean()
+    assert 7 < rmse[25] / rmse[2500] < 13  # √100 = 10
+    assert layer.shots is None  # the layer is left as it was

@@ -224,3 +224,80 @@ def test_runs_on_cuda():
         assert out.is_cuda
         out.sum().backward()
         torch.testing.assert_close(out.cpu(), ref, atol=1e-5, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# Finite shots
+# --------------------------------------------------------------------------------------
+def _class_probabilities_from_qiskit(x, theta, phi, n):
+    probs = Statevector(bind_circuit(build_circuit(n, theta.shape[0]), x, theta, phi)).probabilities()
+    out = np.zeros(n + 1)
+    for k, p in enumerate(probs):
+        out[bin(k).count("1")] += p
+    return out
+
+
+@pytest.mark.parametrize("n,depth", [(4, 2), (3, 1), (2, 3)])
+def test_class_probabilities_match_qiskit(n, depth):
+    from sgdq.circuit import FourierSeries, class_probability_series, evaluate_series
+
+    theta, phi = random_angles(depth, n, seed=n + depth)
+    series = class_probability_series(theta, phi)
+    xs = [-7.1, -0.3, 0.0, 2.2, 11.5]
+    for x in xs:
+        got = [float(evaluate_series(torch.tensor([x], dtype=torch.float64), FourierSeries(series.base, c)))
+               for c in series.coef]
+        np.testing.assert_allclose(got, _class_probabilities_from_qiskit(x, theta, phi, n), atol=1e-12)
+
+
+def test_aer_shots_follow_the_class_probabilities():
+    """qiskit-aer's own measurement sampling agrees with the distribution we sample from
+    (a chi-square test per score; the seed makes it deterministic)."""
+    from qiskit import transpile
+    from qiskit_aer import AerSimulator
+    from scipy import stats as sps
+
+    theta, phi = random_angles(2, 4, seed=8)
+    sim = AerSimulator(seed_simulator=11)
+    shots = 4000
+    for x in (-1.3, 0.4, 5.0):
+        qc = bind_circuit(build_circuit(4, 2), x, theta, phi)
+        qc.measure_all()
+        counts = sim.run(transpile(qc, sim), shots=shots).result().get_counts()
+        observed = np.zeros(5)
+        for bits, c in counts.items():
+            observed[bits.count("1")] += c
+        expected = _class_probabilities_from_qiskit(x, theta, phi, 4) * shots
+        keep = expected > 5
+        stat = ((observed[keep] - expected[keep]) ** 2 / expected[keep]).sum()
+        assert sps.chi2.sf(stat, keep.sum() - 1) > 1e-3, (x, observed, expected)
+
+
+def test_shot_estimates_have_the_right_mean_and_variance():
+    from sgdq.circuit import eigenvalue_classes, sample_expval_z
+
+    theta, phi = random_angles(2, 4, seed=2)
+    x = torch.tensor([-2.0, 0.5, 3.3], dtype=torch.float64)
+    reps, shots = 20000, 40
+    est = sample_expval_z(x.repeat(reps), theta, phi, shots, generator=torch.Generator().manual_seed(0))
+    est = est.view(reps, 3)
+    exact = readout(x, theta, phi, "expval_z")
+    p = torch.tensor(np.stack([_class_probabilities_from_qiskit(float(v), theta, phi, 4) for v in x], 1))
+    e = eigenvalue_classes(4)[:, None]
+    var = (p * e**2).sum(0) - (p * e).sum(0) ** 2  # one shot's variance
+    z = (est.mean(0) - exact) / (var / shots / reps).sqrt()
+    assert z.abs().max() < 4.5
+    torch.testing.assert_close(est.var(0) / (var / shots), torch.ones(3, dtype=torch.float64), atol=0.05, rtol=0)
+    # an estimate is a mean of per-shot values n − 2·popcount (all even for n = 4), within [−n, n]
+    total = est * shots
+    assert torch.allclose(total, total.round()) and (total.round() % 2 == 0).all()
+    assert est.abs().max() <= 4
+
+
+def test_shots_must_be_a_positive_integer():
+    from sgdq.circuit import sample_expval_z
+
+    theta, phi = random_angles(2, 4, seed=0)
+    for bad in (0, -3, 2.5, True, None):
+        with pytest.raises(ValueError, match="shots must be an integer >= 1"):
+            sample_expval_z(torch.zeros(3), theta, phi, bad)

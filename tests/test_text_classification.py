@@ -145,6 +145,12 @@ def test_bad_configuration_is_refused_before_any_work():
         tc.config_for("smoke", sgd_n_qubits="every")
     with pytest.raises(ValueError, match="sgd_perturbation must be one of"):
         tc.config_for("smoke", sgd_perturbation="tan")
+    with pytest.raises(ValueError, match="readout must be one of"):
+        tc.config_for("smoke", readout="phase")
+    with pytest.raises(ValueError, match="shots needs readout='expval_z'"):
+        tc.config_for("smoke", shots=100)
+    with pytest.raises(ValueError, match="shots must be None"):
+        tc.config_for("smoke", readout="expval_z", shots=0)
 
 
 def test_smoke_rerun_matches_the_committed_smoke_results(tmp_path):
