@@ -36,6 +36,18 @@ from .circuit import READOUTS, readout, sample_expval_z
 CIRCUIT_INPUTS = ("raw", "scaled")
 
 
+def check_shots(shots, readout: str) -> None:
+    """Refuse a ``shots`` setting that is not None or a positive integer, or that comes
+    without the ``"expval_z"`` readout (the only readout a device can estimate)."""
+    if shots is None:
+        return
+    if not isinstance(shots, int) or isinstance(shots, bool) or shots < 1:
+        raise ValueError(f"shots must be None (exact) or an integer >= 1, got {shots!r}")
+    if readout != "expval_z":
+        raise ValueError(f"shots needs readout='expval_z' (the only readout a device can estimate), "
+                         f"got readout={readout!r}")
+
+
 class QuantumAttention(nn.Module):
     """Multi-head self-attention with the circuit term Φ of Eq. (3)–(4).
 
@@ -57,12 +69,7 @@ class QuantumAttention(nn.Module):
             raise ValueError(f"circuit_input must be one of {CIRCUIT_INPUTS}, got {circuit_input!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        if shots is not None:
-            if not isinstance(shots, int) or isinstance(shots, bool) or shots < 1:
-                raise ValueError(f"shots must be None (exact) or an integer >= 1, got {shots!r}")
-            if readout != "expval_z":
-                raise ValueError(f"shots needs readout='expval_z' (the only readout a device can estimate), "
-                                 f"got readout={readout!r}")
+        check_shots(shots, readout)
         self.shots = shots
         self.d_model, self.n_heads, self.d_k = d_model, n_heads, d_model // n_heads
         self.readout_kind, self.circuit_input, self.quantum = readout, circuit_input, quantum
@@ -79,14 +86,18 @@ class QuantumAttention(nn.Module):
     def _logits(self, q, k, key_padding_mask):
         """QKᵀ/√d_k + Φ (+ −∞ on padded keys): shape (batch, heads, seq, seq)."""
         scores = q @ k.transpose(-2, -1)
-        scale = 1.0 / math.sqrt(self.d_k)
-        logits = scores * scale
+        logits = scores * (1.0 / math.sqrt(self.d_k))
         if self.quantum:
-            x = scores if self.circuit_input == "raw" else logits
-            logits = logits + self.circuit_term(x)
+            logits = logits + self.circuit_term(self._circuit_input(scores, logits))
         if key_padding_mask is not None:
             logits = logits.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
         return logits
+
+    def _circuit_input(self, scores, logits=None):
+        """What the circuit reads (``circuit_input``): QKᵀ itself, or QKᵀ/√d_k."""
+        if self.circuit_input == "raw":
+            return scores
+        return logits if logits is not None else scores * (1.0 / math.sqrt(self.d_k))
 
     def circuit_term(self, scores: torch.Tensor) -> torch.Tensor:
         """Φ of Eq. (4) for every score (any shape); with ``shots``, its finite-shot estimate."""
@@ -133,9 +144,7 @@ def shot_noise_in_attention(layer: QuantumAttention, x: torch.Tensor, shots_list
             layer.shots = None
             exact = layer.attention_weights(x, key_padding_mask)
             q, k, _ = layer._heads(x)
-            scores = q @ k.transpose(-2, -1)
-            if layer.circuit_input == "scaled":
-                scores = scores / math.sqrt(layer.d_k)
+            scores = layer._circuit_input(q @ k.transpose(-2, -1))
             phi_exact = layer.circuit_term(scores)
             for shots in shots_list:
                 layer.shots = int(shots)

@@ -5,15 +5,13 @@ Used in: ``benchmarks/bench_core.py``, ``notebooks/03_optimizer``, ``notebooks/0
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
 import torch
 
-
-def _sync_for(device):
-    device = torch.device(device)
-    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+from . import runtime
 
 
 def timeit(fn, repeat: int, warmup: int = 1, device="cpu") -> float:
@@ -22,7 +20,7 @@ def timeit(fn, repeat: int, warmup: int = 1, device="cpu") -> float:
     On a CUDA ``device`` every call is followed by a synchronisation, so the time covers
     the kernels and not only their launch.
     """
-    sync = _sync_for(device)
+    sync = functools.partial(runtime.synchronize, device)
     for _ in range(warmup):
         fn()
     sync()
@@ -99,7 +97,7 @@ def phi_rows(quick: bool, repeat: int, device="cpu") -> list[dict]:
 
     def coef_fwd_bwd():
         series = fourier_series(th, ph)
-        (series.a.sum() + series.b.sum()).backward()
+        series.coef.sum().backward()
 
     t_fb = timeit(fwd_bwd("fourier"), repeat, device=device)
     t_coef = timeit(coef_fwd_bwd, repeat, device=device)

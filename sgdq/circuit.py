@@ -337,15 +337,16 @@ def _series_plan(n: int, depth: int, kind: str, device: torch.device) -> dict:
     )
 
 
-def _frequency_amplitudes(theta, phi, plan):
+def _frequency_amplitudes(theta, phi, plan, shifted: bool = True):
     """The final amplitudes as a table over frequencies, for every shifted angle set.
 
     Returns ψ of shape (A, F·2**n) complex128 with ψ(x) = Σ_k ψ[:, k·2**n : (k+1)·2**n]·
     e^{i(k − nD/2)x} (the last CNOT ladder left out; ``plan["last_weights"]`` accounts for
     it). ``theta`` and ``phi`` are float64 (depth, n). Four small operations per layer.
+    ``shifted=False`` computes only the unshifted angles (A = 1), when no gradient is wanted.
     """
-    A, dim = plan["A"], plan["dim"]
-    angles = torch.add(plan["phase_offsets"], torch.cat([theta.reshape(-1), phi.reshape(-1)]) @ plan["project"])
+    A, dim = (plan["A"], plan["dim"]) if shifted else (1, plan["dim"])
+    angles = torch.add(plan["phase_offsets"][:A], torch.cat([theta.reshape(-1), phi.reshape(-1)]) @ plan["project"])
     phases = torch.complex(torch.cos(angles), torch.sin(angles)).view(A, -1, 1, dim)  # (A, 2·depth, 1, dim)
     psi = plan["plus_rotated"].view(1, 1, dim)
     for layer, (spread, rotate) in enumerate(zip(plan["spreads"], plan["rotates"])):
@@ -425,6 +426,21 @@ def _harmonics(u: torch.Tensor, M: int) -> torch.Tensor:
     return table
 
 
+def _harmonics_at(x: torch.Tensor, base: float, M: int) -> torch.Tensor:
+    """:func:`_harmonics` of base·x (flattened)."""
+    return _harmonics(x if base == 1.0 else x * base, M)
+
+
+def _series_values(x: torch.Tensor, coef: torch.Tensor, base: float) -> torch.Tensor:
+    """Σ_m a_m cos(m·base·x) + b_m sin(m·base·x) at every element of x (flattened), no autograd.
+
+    ``coef`` is one interleaved series (2(M+1),) or a stack of them (S, 2(M+1)); the result
+    is (N,) or (S, N).
+    """
+    table = _harmonics_at(x, base, coef.shape[-1] // 2 - 1)
+    return (coef[..., 2:] @ table).add_(coef[..., :1])
+
+
 def _derivative_coefficients(coef: torch.Tensor, base: float) -> torch.Tensor:
     """Coefficients of Φ′ in the same basis: d/dx [a cos(mωx) + b sin(mωx)] = mω·(b cos − a sin)."""
     m = torch.arange(coef.numel() // 2, dtype=coef.dtype, device=coef.device) * base
@@ -442,15 +458,14 @@ class _SeriesEval(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, coef, base):
-        M = coef.numel() // 2 - 1
-        table = _harmonics(x if base == 1.0 else x * base, M)
+        table = _harmonics_at(x, base, coef.numel() // 2 - 1)
         need_x, need_coef = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if need_x:
             rows = torch.stack([coef, _derivative_coefficients(coef, base)])  # (2, 2(M+1))
             both = rows[:, 2:] @ table
             out, slope = both[0].add_(coef[0]), both[1]  # Φ′ has no constant term
         else:
-            out, slope = torch.addmv(coef[:1], table.T, coef[2:]), None
+            out, slope = (coef[2:] @ table).add_(coef[:1]), None
         ctx.save_for_backward(table if need_coef else None, slope)
         return out.reshape(x.shape)
 
@@ -470,8 +485,7 @@ def evaluate_series(x: torch.Tensor, series: FourierSeries) -> torch.Tensor:
     """Evaluate a :class:`FourierSeries` at every element of ``x`` (same shape out)."""
     coef = series.coef.to(x.dtype)
     if not (torch.is_grad_enabled() and (x.requires_grad or coef.requires_grad)):
-        table = _harmonics(x if series.base == 1.0 else x * series.base, coef.numel() // 2 - 1)
-        return torch.addmv(coef[:1], table.T, coef[2:]).reshape(x.shape)
+        return _series_values(x, coef, series.base).reshape(x.shape)
     return _SeriesEval.apply(x, coef, series.base)
 
 
@@ -520,7 +534,8 @@ def class_probability_series(theta: torch.Tensor, phi: torch.Tensor) -> FourierS
     depth, n = _check_angles(theta, phi)
     plan = _series_plan(n, depth, "probability", theta.device)
     with torch.no_grad():
-        psi = _frequency_amplitudes(theta.detach().double(), phi.detach().double(), plan)[0].view(plan["F"], -1)
+        psi = _frequency_amplitudes(theta.detach().double(), phi.detach().double(), plan, shifted=False)
+        psi = psi.view(plan["F"], -1)
         classes = (_bits(n, theta.device).sum(0)[None, :] == torch.arange(n + 1, device=theta.device)[:, None])
         weights = torch.empty(n + 1, 2**n, dtype=psi.dtype, device=psi.device)
         weights[:, plan["chain"]] = classes.to(psi.dtype)  # the last CNOT ladder, as in the plan's weights
@@ -547,9 +562,7 @@ def sample_expval_z(x: torch.Tensor, theta: torch.Tensor, phi: torch.Tensor, sho
     n = theta.shape[1]
     with torch.no_grad():
         flat = x.detach().reshape(-1).to(torch.float32 if x.dtype != torch.float64 else torch.float64)
-        coef = series.coef.to(flat.dtype)
-        table = _harmonics(flat if series.base == 1.0 else flat * series.base, coef.shape[1] // 2 - 1)
-        probs = (coef[:, 2:] @ table).add_(coef[:, :1]).clamp_(min=0.0)  # (n + 1, N)
+        probs = _series_values(flat, series.coef.to(flat.dtype), series.base).clamp_(min=0.0)  # (n + 1, N)
         remaining = torch.full_like(flat, float(shots))
         mass = probs.sum(0)
         total = torch.zeros_like(flat)

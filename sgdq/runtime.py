@@ -123,6 +123,13 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def synchronize(device) -> None:
+    """Wait for a CUDA device's queued work (timings cover the kernels); nothing on the CPU."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

@@ -32,6 +32,7 @@ from torch.nn import functional as F
 from . import runtime, synthetic
 from .models import TransformerClassifier
 from . import optim
+from .attention import check_shots
 from .circuit import READOUTS
 from .optim import PERTURBATIONS, SCOPES
 
@@ -86,11 +87,7 @@ class Config:
             raise ValueError(f"sgd_scope must be one of {SCOPES}, got {self.sgd_scope!r}")
         if self.readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {self.readout!r}")
-        if self.shots is not None and (not isinstance(self.shots, int) or isinstance(self.shots, bool)
-                                       or self.shots < 1):
-            raise ValueError(f"shots must be None (exact) or an integer >= 1, got {self.shots!r}")
-        if self.shots is not None and self.readout != "expval_z":
-            raise ValueError(f"shots needs readout='expval_z', got readout={self.readout!r}")
+        check_shots(self.shots, self.readout)
         if self.sgd_perturbation not in PERTURBATIONS:
             raise ValueError(f"sgd_perturbation must be one of {PERTURBATIONS}, got {self.sgd_perturbation!r}")
         for name in ("seeds", "epochs", "n_train", "n_test", "batch_size"):
@@ -145,11 +142,6 @@ def make_optimizer(name: str, params, cfg: Config):
                                  moment_weight=cfg.moment_weight, fused=True if name == "Adam" else None)
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 @torch.no_grad()
 def accuracy(model, split: synthetic.Split, device, batch: int = 512) -> float:
     model.eval()
@@ -173,7 +165,7 @@ def train_one(cfg: Config, optimizer: str, seed: int, data=None) -> list[dict]:
     order = torch.Generator().manual_seed(seed)  # same batch order for every optimizer
     rows = []
     for epoch in range(1, cfg.epochs + 1):
-        _sync(device)
+        runtime.synchronize(device)
         t0 = time.perf_counter()
         step_time = 0.0
         total, seen = 0.0, 0
@@ -184,14 +176,14 @@ def train_one(cfg: Config, optimizer: str, seed: int, data=None) -> list[dict]:
             opt.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(x), y)
             loss.backward()
-            _sync(device)
+            runtime.synchronize(device)
             s0 = time.perf_counter()
             opt.step()
-            _sync(device)
+            runtime.synchronize(device)
             step_time += time.perf_counter() - s0
             total += loss.item() * len(idx)
             seen += len(idx)
-        _sync(device)
+        runtime.synchronize(device)
         epoch_seconds = time.perf_counter() - t0
         rows.append(dict(optimizer=optimizer, seed=seed, epoch=epoch, train_loss=total / seen,
                          test_accuracy=accuracy(model, test, device), epoch_seconds=epoch_seconds,

@@ -31,13 +31,14 @@ def make_optimizer(name: str, params, lr: float, quantum_weight: float = 0.5, n_
     :class:`QuantumMomentAdam`; ``"sgd"`` is Superpositional Gradient Descent
     (:class:`SuperpositionalAdam` with ``quantum_weight``). See :func:`sgdq.optim.build_optimizer`.
     """
-    labels = {"adam": "Adam", "adamw": "AdamW", "moment": "Quantum-inspired moment", "sgd": f"SGD λ={quantum_weight}"}
-    if name not in labels:
+    if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
-    if name == "sgd" and optim.sgd_weight(labels[name]) is None:
-        raise ValueError(f"quantum_weight must be a finite number >= 0, got {quantum_weight!r}")
-    return optim.build_optimizer(labels[name], params, lr=lr, weight_decay=0.0 if name == "adam" else weight_decay,
-                                 n_qubits=n_qubits, scope=scope, moment_weight=moment_weight)
+    if name == "sgd":  # λ is a number here, not part of a label; the class validates it
+        return optim.SuperpositionalAdam(params, lr=lr, weight_decay=weight_decay, quantum_weight=quantum_weight,
+                                         n_qubits=n_qubits, scope=scope)
+    label = {"adam": "Adam", "adamw": "AdamW", "moment": "Quantum-inspired moment"}[name]
+    return optim.build_optimizer(label, params, lr=lr, weight_decay=0.0 if name == "adam" else weight_decay,
+                                 moment_weight=moment_weight)
 
 
 # --------------------------------------------------------------------------------------
