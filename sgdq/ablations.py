@@ -126,3 +126,36 @@ def effects(metrics: pd.DataFrame, baseline: pd.DataFrame, target: float = 0.9) 
     floats = table.select_dtypes("float").columns
     table[floats] = table[floats] + 0.0  # turns -0.0 (a sign of rounding, not of an effect) into 0.0
     return table
+
+
+SHOT_COUNTS = (10, 100, 1000, 10000)
+
+
+def shot_noise(profile: str = "cpu", seed: int = 0, repeats: int = 3) -> pd.DataFrame:
+    """Shot noise in one freshly initialised ⟨Z⟩ attention layer (64 wide, 4 heads) on a seeded
+    batch of 16 random sequences of 16 tokens, at :data:`SHOT_COUNTS` shots per score
+    (:func:`sgdq.attention.shot_noise_in_attention`).
+
+    Stored as ``data/results/ablations/<profile>/shot_noise/metrics.csv`` with a
+    ``provenance.json`` beside it, and read from there while the settings match.
+    """
+    import json
+
+    import torch
+
+    from .attention import QuantumAttention, shot_noise_in_attention
+
+    out = runtime.results_dir("ablations", profile) / "shot_noise"
+    settings = dict(seed=seed, repeats=repeats, shots=list(SHOT_COUNTS), d_model=64, n_heads=4, batch=16, seq=16)
+    prov_path = out / "provenance.json"
+    if prov_path.exists() and json.loads(prov_path.read_text()).get("settings") == settings:
+        return pd.read_csv(out / "metrics.csv")
+    torch.manual_seed(seed)
+    layer = QuantumAttention(settings["d_model"], settings["n_heads"], readout="expval_z")
+    x = torch.randn(settings["batch"], settings["seq"], settings["d_model"])
+    table = shot_noise_in_attention(layer, x, SHOT_COUNTS, repeats=repeats, seed=seed)
+    runtime.atomic_write(out / "metrics.csv", table.to_csv(index=False, float_format="%.6g"))
+    runtime.atomic_write(prov_path, json.dumps(dict(
+        experiment="shot_noise", settings=settings, git_commit=runtime.git_commit(),
+        device=runtime.device_name(torch.device("cpu")), versions=runtime.versions()), indent=2) + "\n")
+    return table

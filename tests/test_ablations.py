@@ -67,3 +67,19 @@ def test_readout_variants_build_models_with_their_readout_and_shots():
     noisy = TransformerClassifier(synthetic.VOCAB_SIZE, readout="expval_z", shots=10).eval()
     tokens = torch.randint(1, synthetic.VOCAB_SIZE, (2, 6))
     assert not torch.equal(noisy(tokens), noisy(tokens))  # shot noise also at evaluation
+
+
+def test_shot_noise_is_stored_with_provenance_and_read_back(tmp_path, monkeypatch):
+    import json
+
+    from sgdq import runtime
+
+    monkeypatch.setattr(runtime, "ROOT", tmp_path)
+    first = ab.shot_noise("smoke", seed=3, repeats=1)
+    folder = tmp_path / "data" / "results" / "ablations" / "smoke" / "shot_noise"
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["settings"]["seed"] == 3 and {"git_commit", "device", "versions"} <= set(prov)
+    assert sorted(first.shots.unique()) == list(ab.SHOT_COUNTS)
+    (folder / "metrics.csv").write_text(first.assign(phi_rmse=-1.0).to_csv(index=False))  # a stored file is read
+    assert (ab.shot_noise("smoke", seed=3, repeats=1).phi_rmse == -1.0).all()
+    assert (ab.shot_noise("smoke", seed=4, repeats=1).phi_rmse > 0).all()  # other settings: recomputed
