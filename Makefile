@@ -2,7 +2,7 @@
 PY ?= python3
 export PYTHON := $(PY)
 
-.PHONY: install book nbval-refresh test bench clean
+.PHONY: install book nbval-refresh lint test bench clean
 
 .stamp-install: pyproject.toml scripts/install.sh
 	bash scripts/install.sh
@@ -21,8 +21,12 @@ book: .stamp-install
 nbval-refresh: .stamp-install
 	$(PY) scripts/build_book.py --profile smoke --out tests/notebooks --no-book
 
-## test: every test; pytest's "no tests collected" (exit 5) counts as a failure
-test: .stamp-install
+## lint: ruff, with the configuration in pyproject.toml (line length 120)
+lint: .stamp-install
+	$(PY) -m ruff check .
+
+## test: lint, then every test; pytest's "no tests collected" (exit 5) counts as a failure
+test: lint
 	$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: .stamp-install

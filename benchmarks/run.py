@@ -14,9 +14,7 @@ epoch with SGD against one with Adam. Absolute times depend on the machine; read
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -27,13 +25,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sgdq import benchmark as bm  # noqa: E402
-from sgdq import runtime  # noqa: E402
+from sgdq.experiments import benchmark as bm  # noqa: E402
+from sgdq.experiments.config import DEVICES, resolve_device  # noqa: E402
+from sgdq.experiments.provenance import device_name, now, record  # noqa: E402
+from sgdq.experiments.store import atomic_write, slug  # noqa: E402
 
 
 def device_slug(device: torch.device) -> str:
-    name = runtime.device_name(device)
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    """The results file's name for a device: "cpu (x86_64, 2 threads)" → "cpu-x86-64-2-threads"."""
+    return slug(device_name(device)).lower().replace("_", "-")
 
 
 def main(argv=None) -> int:
@@ -41,16 +41,16 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="reduced sizes and repeats (CI)")
     ap.add_argument("--out", default=str(ROOT / "data" / "results" / "benchmarks"))
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--device", default="cpu", choices=list(runtime.DEVICES),
+    ap.add_argument("--device", default="cpu", choices=list(DEVICES),
                     help="where the torch rows run (the Qiskit baselines always run on the CPU); default cpu")
     ap.add_argument("--only", nargs="*", choices=["phi", "attention", "optimizer", "epoch"], default=None)
     args = ap.parse_args(argv)
-    device = runtime.resolve_device(args.device)  # refuses cuda without a GPU before any work
+    device = resolve_device(args.device)  # refuses cuda without a GPU before any work
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     repeat = 3 if args.quick else 20
-    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    started = now()
     t0 = time.perf_counter()
     parts = {"phi": lambda: bm.phi_rows(args.quick, repeat, device),
              "attention": lambda: bm.attention_rows(args.quick, repeat, device),
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     rows = [r for name in (args.only or parts) for r in parts[name]()]
     table = pd.DataFrame(rows)
     table["throughput_per_s"] = table["items"] / table["seconds"]
-    print(f"sgdq benchmark suite ({'quick' if args.quick else 'full'}) on {runtime.device_name(device)}, "
+    print(f"sgdq benchmark suite ({'quick' if args.quick else 'full'}) on {device_name(device)}, "
           f"torch {torch.__version__}")
     with pd.option_context("display.width", 200, "display.max_colwidth", 60):
         print(table[["group", "name", "seconds", "throughput_per_s"]].to_string(index=False, float_format="%.4g"))
@@ -68,13 +68,12 @@ def main(argv=None) -> int:
         print(f"ratio  {r.name}  /  {r.baseline or '-'}:  {r.ratio:.3g}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    slug = device_slug(device) + ("-quick" if args.quick else "")
-    table.to_csv(out / f"{slug}.csv", index=False, float_format="%.6g")
-    (out / f"{slug}.provenance.json").write_text(json.dumps(dict(
-        git_commit=runtime.git_commit(), device=runtime.device_name(device), versions=runtime.versions(),
-        quick=args.quick, repeat=repeat, started_at=started, wall_time_s=round(time.perf_counter() - t0, 1),
+    name = device_slug(device) + ("-quick" if args.quick else "")
+    atomic_write(out / f"{name}.csv", table.to_csv(index=False, float_format="%.6g"))
+    atomic_write(out / f"{name}.provenance.json", json.dumps(record(
+        device, quick=args.quick, repeat=repeat, started_at=started, wall_time_s=round(time.perf_counter() - t0, 1),
         threads=torch.get_num_threads()), indent=2) + "\n")
-    print(f"\nwrote {out / (slug + '.csv')}")
+    print(f"\nwrote {out / (name + '.csv')}")
     return 0
 
 

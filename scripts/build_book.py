@@ -13,7 +13,6 @@ built, ``book/status.md`` is generated from it.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import subprocess
 import sys
@@ -23,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sgdq.runtime import DEVICES, PROFILES, versions  # noqa: E402
+from sgdq.experiments.config import DEVICES, PROFILES  # noqa: E402
+from sgdq.experiments.provenance import git_commit, now, versions  # noqa: E402
 
 
 def notebooks() -> list[str]:
@@ -64,7 +64,7 @@ def execute(name: str, profile: str, device: str, out_dir: Path) -> dict:
     prov = provenance_of(dst) if dst.exists() else {}
     status = dict(notebook=name, profile=profile, device=prov.get("device", device), seconds=seconds,
                   success=error is None, error=error, git_commit=prov.get("git_commit"),
-                  finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+                  finished_at=now())
     print(f"{name:28s} {'ok    ' if error is None else 'FAILED'} {seconds:7.1f} s  {status['device']}"
           + (f"\n    {error}" if error else ""), flush=True)
     return status
@@ -117,17 +117,15 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     for name in args.only or names:
         results[name] = execute(name, args.profile, args.device, out_dir)
-    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
     status_file.write_text(json.dumps(dict(
-        notebooks=[results[n] for n in names if n in results], git_commit=commit, versions=versions(),
-        finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")), indent=2) + "\n")
+        notebooks=[results[n] for n in names if n in results], git_commit=git_commit(), versions=versions(),
+        finished_at=now()), indent=2) + "\n")
     print(f"executed {len(args.only or names)} notebook(s) in {time.perf_counter() - t0:.1f} s")
     failed = [n for n, s in results.items() if not s["success"]]
 
     if not args.no_book:
         write_status_page(status_file, ROOT / "book" / "status.md")
-        from sgdq import scorecard
+        from sgdq.analysis import scorecard
 
         scorecard.write(ROOT)  # data/results/scorecard.csv and the front page's table
         t1 = time.perf_counter()

@@ -1,25 +1,21 @@
 """sgdq: a reproducible companion to *Superpositional Gradient Descent* (Pamuk et al., 2025).
 
-Modules, one concept of the paper each:
+Three layers, each importing only the ones above it:
 
-* :mod:`sgdq.optim`     — the optimizer, Eq. (1)–(2), and the quantum-inspired moment baseline;
-* :mod:`sgdq.circuit`   — the variational circuit, Eq. (5), and its readout Φ, Eq. (4);
-* :mod:`sgdq.attention` — quantum attention, Eq. (3);
-* :mod:`sgdq.models`    — the Table II transformer classifier.
-
-Experiments and the book around them:
-
-* :mod:`sgdq.synthetic`, :mod:`sgdq.text_classification` — experiment 1 (Sec. IV-B, Table II);
-* :mod:`sgdq.gsm8k`, :mod:`sgdq.llm_finetuning` — experiment 2 (Sec. IV-B, Table III);
-* :mod:`sgdq.ablations` — what in the method makes a difference;
-* :mod:`sgdq.stats`, :mod:`sgdq.claims`, :mod:`sgdq.scorecard` — statistics, verdicts, the scorecard;
-* :mod:`sgdq.toy`, :mod:`sgdq.benchmark`, :mod:`sgdq.runtime` — small problems, timing, notebook plumbing.
+* :mod:`sgdq.method` — the paper's method: the optimizer (Eq. 1–2), the circuit (Eq. 4–5),
+  quantum attention (Eq. 3) and the Table II model. Pure torch (Qiskit only for the ground
+  truth): no pandas, no files, no labels.
+* :mod:`sgdq.experiments` — the experiments: one optimizer specification
+  (:class:`~sgdq.experiments.spec.OptimizerSpec`), one configuration base
+  (:class:`~sgdq.experiments.config.ExperimentConfig`), one results store
+  (:class:`~sgdq.experiments.store.ResultsStore`), provenance, the notebooks' parameters, and
+  experiment 1, experiment 2, the ablations, the toy problems and the benchmark suite.
+* :mod:`sgdq.analysis` — statistics, the paper's claims and their verdicts, the scorecard, and
+  every table and figure the chapters show.
 """
 
-from .attention import QuantumAttention
-from .circuit import build_circuit, fourier_series, readout, statevector
-from .models import TransformerClassifier
-from .optim import QuantumMomentAdam, SuperpositionalAdam
+from .method import QuantumAttention, QuantumMomentAdam, SuperpositionalAdam, TransformerClassifier
+from .method.circuit import build_circuit, fourier_series, readout, statevector
 
 __version__ = "0.1.0"
 

@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from sgdq import ablations as ab
+from sgdq.analysis import tables
+from sgdq.experiments import ablations as ab
 
 
 def test_every_study_lists_its_variants():
@@ -22,7 +23,7 @@ def test_identical_variants_are_read_not_retrained_and_lambda_zero_is_adam():
     pd.testing.assert_frame_equal(zero[cols], same[cols])
     adam = ab.run_variant("attention", "quantum, Adam", "smoke", progress=False)
     pd.testing.assert_series_equal(zero.train_loss, adam.train_loss, rtol=1e-5)
-    eff = ab.effects(zero, adam)
+    eff = tables.effects(zero, adam)
     assert eff.loc["λ=0", "Δ accuracy vs Adam (pp)"] == pytest.approx(0.0, abs=1e-9)
 
 
@@ -35,24 +36,24 @@ def test_every_entry_variant_really_perturbs_every_entry():
     """A regression test: None-valued overrides were once dropped, silently running n_qubits = 4."""
     import torch
 
-    from sgdq import text_classification as tc
+    from sgdq.experiments import text_classification as tc
 
     for study, variant in [("n_qubits", "every entry"), ("perturbation", "cos(πθ)·g"), ("n_qubits", "64 per tensor")]:
         overrides, optimizer = ab.STUDIES[study][variant]
         cfg = tc.config_for("smoke", optimizers=(optimizer,), **overrides)
-        opt = tc.make_optimizer(optimizer, [torch.nn.Parameter(torch.zeros(3))], cfg)
+        opt = cfg.build_optimizer(optimizer, [torch.nn.Parameter(torch.zeros(3))])
         expected = 64 if variant == "64 per tensor" else None
         assert opt.param_groups[0]["n_qubits"] == expected, variant
-    assert tc.make_optimizer("SGD λ=0.5", [torch.nn.Parameter(torch.zeros(3))],
-                             tc.config_for("smoke", sgd_perturbation="cos")).param_groups[0]["perturbation"] == "cos"
+    assert tc.config_for("smoke", sgd_perturbation="cos").build_optimizer(
+        "SGD λ=0.5", [torch.nn.Parameter(torch.zeros(3))]).param_groups[0]["perturbation"] == "cos"
 
 
 def test_readout_variants_build_models_with_their_readout_and_shots():
     import torch
 
-    from sgdq import synthetic
-    from sgdq import text_classification as tc
-    from sgdq.models import TransformerClassifier
+    from sgdq.experiments import synthetic
+    from sgdq.experiments import text_classification as tc
+    from sgdq.method.models import TransformerClassifier
 
     expected = {"⟨Z⟩, exact": ("expval_z", None), "⟨Z⟩, 1000 shots": ("expval_z", 1000),
                 "⟨Z⟩, 100 shots": ("expval_z", 100), "⟨Z⟩, 10 shots": ("expval_z", 10)}
@@ -72,9 +73,9 @@ def test_readout_variants_build_models_with_their_readout_and_shots():
 def test_shot_noise_is_stored_with_provenance_and_read_back(tmp_path, monkeypatch):
     import json
 
-    from sgdq import runtime
+    from sgdq.experiments import store
 
-    monkeypatch.setattr(runtime, "ROOT", tmp_path)
+    monkeypatch.setattr(store, "ROOT", tmp_path)
     first = ab.shot_noise("smoke", seed=3, repeats=1)
     folder = tmp_path / "data" / "results" / "ablations" / "smoke" / "shot_noise"
     prov = json.loads((folder / "provenance.json").read_text())

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sgdq.attention import QuantumAttention
-from sgdq.circuit import readout
-from sgdq.models import TransformerClassifier
+from sgdq.method.attention import QuantumAttention
+from sgdq.method.circuit import readout
+from sgdq.method.models import TransformerClassifier
 
 
 def attn_and_input(seed=0, **kw):
@@ -169,7 +169,7 @@ def test_classifier_learns_an_order_dependent_toy_task():
     labels = (pos[:, 0] < pos[:, 1]).long()
     torch.manual_seed(0)
     model = TransformerClassifier(10, max_len=s, dropout=0.0)
-    from sgdq.optim import SuperpositionalAdam
+    from sgdq.method.optim import SuperpositionalAdam
 
     opt = SuperpositionalAdam(model.parameters(), lr=3e-3)
     for _ in range(60):
@@ -189,7 +189,7 @@ def test_classifier_bad_arguments():
 
 
 def test_sinusoidal_positions_follow_vaswani_et_al():
-    from sgdq.models import sinusoidal_positions
+    from sgdq.method.models import sinusoidal_positions
 
     table = sinusoidal_positions(10, 8).double()
     for pos in (0, 3, 9):
@@ -230,7 +230,7 @@ def test_shots_are_refused_without_the_expval_z_readout():
 
 
 def test_shot_noise_in_attention_shrinks_like_one_over_sqrt_shots():
-    from sgdq.attention import shot_noise_in_attention
+    from sgdq.experiments.ablations import shot_noise_in_attention
 
     torch.manual_seed(1)
     layer = QuantumAttention(32, 2, readout="expval_z")

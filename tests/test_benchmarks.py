@@ -33,7 +33,7 @@ def test_quick_suite_prints_ratios_and_writes_its_files(tmp_path):
 
 
 def test_targets_are_judged_from_the_ratios():
-    from sgdq.benchmark import TARGETS, targets
+    from sgdq.analysis.tables import TARGETS, targets
 
     names = [t[1] for t in TARGETS]
     table = pd.DataFrame({"name": names, "ratio": [2e4, 299.0, 2.4, 1.25, 1.5, 1.0, 1.06]})

@@ -1,4 +1,4 @@
-"""sgdq.circuit against Qiskit's own simulation, finite differences and the DFT."""
+"""sgdq.method.circuit against Qiskit's own simulation, finite differences and the DFT."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from qiskit.quantum_info import Operator, SparsePauliOp, Statevector
 
-from sgdq.circuit import (
+from sgdq.method.circuit import (
     READOUTS,
     bind_circuit,
     build_circuit,
@@ -239,7 +239,7 @@ def _class_probabilities_from_qiskit(x, theta, phi, n):
 
 @pytest.mark.parametrize("n,depth", [(4, 2), (3, 1), (2, 3)])
 def test_class_probabilities_match_qiskit(n, depth):
-    from sgdq.circuit import FourierSeries, class_probability_series, evaluate_series
+    from sgdq.method.circuit import FourierSeries, class_probability_series, evaluate_series
 
     theta, phi = random_angles(depth, n, seed=n + depth)
     series = class_probability_series(theta, phi)
@@ -274,7 +274,7 @@ def test_aer_shots_follow_the_class_probabilities():
 
 
 def test_shot_estimates_have_the_right_mean_and_variance():
-    from sgdq.circuit import eigenvalue_classes, sample_expval_z
+    from sgdq.method.circuit import eigenvalue_classes, sample_expval_z
 
     theta, phi = random_angles(2, 4, seed=2)
     x = torch.tensor([-2.0, 0.5, 3.3], dtype=torch.float64)
@@ -295,7 +295,7 @@ def test_shot_estimates_have_the_right_mean_and_variance():
 
 
 def test_shots_must_be_a_positive_integer():
-    from sgdq.circuit import sample_expval_z
+    from sgdq.method.circuit import sample_expval_z
 
     theta, phi = random_angles(2, 4, seed=0)
     for bad in (0, -3, 2.5, True, None):

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from sgdq import gsm8k
-from sgdq import llm_finetuning as lf
+from sgdq.experiments import gsm8k
+from sgdq.experiments import llm_finetuning as lf
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "gsm8k"
@@ -204,7 +204,7 @@ def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_loss_curve(tm
     with pytest.raises(KeyboardInterrupt):
         lf.run_llm_experiment(cfg, tmp_path / "b", progress=False, callbacks=[Interrupt()])
     assert not (tmp_path / "b" / "metrics.csv").exists()
-    assert (tmp_path / "b" / "checkpoints" / "SGD_lambda0p5" / "checkpoint-3").is_dir()
+    assert (tmp_path / "b" / "checkpoints" / "SGD_lambda_0_5" / "checkpoint-3").is_dir()
     resumed = lf.run_llm_experiment(cfg, tmp_path / "b", progress=False)
     assert list(resumed.step) == [1, 2, 3, 4, 5, 6]
     pd.testing.assert_series_equal(resumed.loss, straight.loss, rtol=1e-6)
@@ -225,20 +225,20 @@ def test_ddp_with_two_cpu_processes_equals_one_process_with_the_same_global_batc
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     for d in (single, ddp):
         d.mkdir()
-    one = subprocess.run([sys.executable, "-m", "sgdq.llm_finetuning", *common, "--batch-size", "2",
+    one = subprocess.run([sys.executable, "-m", "sgdq.experiments.llm_finetuning", *common, "--batch-size", "2",
                           "--out", str(single), "--save-final", str(single)], capture_output=True, text=True,
                          env=ENV, cwd=ROOT, timeout=900)
     assert one.returncode == 0, one.stderr[-3000:]
     # accelerate's DDP launcher (torchrun underneath); without a GPU the Trainer picks gloo
     two = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                          "-m", "sgdq.llm_finetuning", *common, "--batch-size", "1", "--out", str(ddp),
+                          "-m", "sgdq.experiments.llm_finetuning", *common, "--batch-size", "1", "--out", str(ddp),
                           "--save-final", str(ddp)], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=900)
     assert two.returncode == 0, two.stderr[-3000:]
     prov = json.loads((ddp / "provenance.json").read_text())
     assert prov["world_size"] == 2
-    a = torch.load(single / "SGD_lambda0p5.pt")
-    b = torch.load(ddp / "SGD_lambda0p5.pt")
+    a = torch.load(single / "SGD_lambda_0_5.pt")
+    b = torch.load(ddp / "SGD_lambda_0_5.pt")
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(b[k], a[k], atol=1e-6, rtol=1e-5, msg=k)

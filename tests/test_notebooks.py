@@ -59,9 +59,9 @@ def test_parameters_cell_declares_profile_device_seed(name):
     src = tagged[0].source
     for name_ in ("profile", "device", "seed"):
         assert f"{name_} =" in src
-    # ...and the next cell validates them through sgdq.runtime.start
+    # ...and the next cell validates them through sgdq.experiments.notebook.start
     cells = code_cells(nb)
-    assert "runtime.start(" in cells[cells.index(tagged[0]) + 1].source
+    assert "notebook.start(" in cells[cells.index(tagged[0]) + 1].source
 
 
 def papermill(args, tmp_path):
@@ -139,7 +139,9 @@ def test_status_page_is_generated_from_the_status_file():
     page = (ROOT / "book" / "status.md").read_text()
     status = json.loads((ROOT / "book" / "chapters" / "status.json").read_text())
     for s in status["notebooks"]:
-        assert f"| [{s['notebook']}](chapters/{s['notebook']}.ipynb) | {s['profile']} | {s['device']} | {s['seconds']:.1f} |" in page
+        name = s["notebook"]
+        row = f"| [{name}](chapters/{name}.ipynb) | {s['profile']} | {s['device']} | {s['seconds']:.1f} |"
+        assert row in page
     assert status["git_commit"] in page
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from sgdq.optim import QuantumMomentAdam, SuperpositionalAdam, perturbed_counts
+from sgdq.method.optim import QuantumMomentAdam, SuperpositionalAdam, perturbed_counts
 
 PATHS = [dict(foreach=False, fused=False), dict(foreach=True), dict(fused=True), dict()]
 PATH_IDS = ["reference", "foreach", "fused", "auto"]
@@ -360,7 +360,7 @@ def test_cos_perturbation_by_hand(path):
 
 
 def test_random_controls_have_the_stated_scale():
-    from sgdq.optim import perturbation
+    from sgdq.method.optim import perturbation
 
     torch.manual_seed(0)
     theta = torch.rand(200_000) * 2 - 1  # uniform: E[sin²(πθ)] = 1/2
@@ -438,21 +438,3 @@ def test_fused_path_with_mixed_dtypes_in_one_group():
     for a, b in zip(*out):
         assert a.dtype == b.dtype
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
-
-
-def test_one_registry_builds_every_label():
-    from sgdq.optim import build_optimizer, is_optimizer_label, sgd_weight
-
-    p = [torch.nn.Parameter(torch.zeros(3))]
-    assert type(build_optimizer("Adam", p, lr=1e-3)) is torch.optim.Adam
-    assert type(build_optimizer("AdamW", p, lr=1e-3, weight_decay=0.01)) is torch.optim.AdamW
-    moment = build_optimizer("Quantum-inspired moment", p, lr=1e-3, moment_weight=0.3)
-    assert isinstance(moment, QuantumMomentAdam) and moment.param_groups[0]["moment_weight"] == 0.3
-    sgd = build_optimizer("SGD λ=0.25", p, lr=1e-3, n_qubits=None, scope="global", perturbation="cos")
-    group = sgd.param_groups[0]
-    assert (group["quantum_weight"], group["n_qubits"], group["scope"], group["perturbation"]) == (0.25, None, "global", "cos")
-    assert sgd_weight("SGD λ=1e-1") == 0.1
-    for bad in ("SGD λ=-1", "SGD λ=nan", "SGD λ=x", "sgd", "Lion", None):
-        assert sgd_weight(bad) is None and not is_optimizer_label(bad)
-        with pytest.raises(ValueError, match="optimizer must be one of"):
-            build_optimizer(bad, p, lr=1e-3)

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from sgdq import claims, stats, synthetic
-from sgdq import text_classification as tc
+from sgdq.analysis import claims, stats
+from sgdq.experiments import synthetic
+from sgdq.experiments import text_classification as tc
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,14 +156,14 @@ def test_bad_configuration_is_refused_before_any_work():
 
 def test_smoke_rerun_matches_the_committed_smoke_results(tmp_path):
     committed = tc.load_metrics(tc.results_dir("smoke"))
-    assert len(committed) == 4 * tc.PROFILES["smoke"]["seeds"] * tc.PROFILES["smoke"]["epochs"]
+    assert len(committed) == 4 * tc.Config.PROFILES["smoke"]["seeds"] * tc.Config.PROFILES["smoke"]["epochs"]
     fresh = tc.run_experiment(tc.config_for("smoke"), tmp_path, progress=False)
     key = ["optimizer", "seed", "epoch"]
     both = committed.merge(fresh, on=key, suffixes=("_c", "_f"))
     assert len(both) == len(committed)
     # tolerance: float reductions may differ with the thread count; accuracy to 1 test sentence
     np.testing.assert_allclose(both.train_loss_f, both.train_loss_c, rtol=1e-3)
-    assert (both.test_accuracy_f - both.test_accuracy_c).abs().max() <= 1 / tc.PROFILES["smoke"]["n_test"] + 1e-9
+    assert (both.test_accuracy_f - both.test_accuracy_c).abs().max() <= 1 / tc.Config.PROFILES["smoke"]["n_test"] + 1e-9
 
 
 # --------------------------------------------------------------------------------------
@@ -237,11 +238,11 @@ def test_notebook_summary_table_is_recomputed_from_the_committed_metrics():
 
 
 def test_scorecard_regenerates_to_the_committed_file():
-    from sgdq import scorecard
+    from sgdq.analysis import scorecard
 
     table = scorecard.build()
     committed = (ROOT / "data" / "results" / "scorecard.csv").read_text()
-    assert scorecard.to_csv(table) == committed, "run `python -m sgdq.scorecard` and commit the result"
+    assert scorecard.to_csv(table) == committed, "run `python -m sgdq.analysis.scorecard` and commit the result"
     assert (ROOT / "book" / "_scorecard.md").read_text() == scorecard.markdown(table)
     ids = {c["id"] for c in claims.load_claims()}
     assert set(table.claim_id) == ids

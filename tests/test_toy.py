@@ -3,19 +3,19 @@
 import math
 
 import numpy as np
-import pytest
 import torch
 
-from sgdq import toy
-from sgdq.models import TransformerClassifier, llama_parameter_shapes
-from sgdq.optim import perturbed_fraction
+from sgdq.experiments import toy
+from sgdq.experiments.spec import OptimizerSpec
+from sgdq.method.models import TransformerClassifier, llama_parameter_shapes
+from sgdq.method.optim import perturbed_fraction
 
 
 def test_shallow_minima_loss_has_its_global_minimum_at_zero_and_local_ones_near_integers():
     x = torch.tensor([[0.0, 0.0]], dtype=torch.float64, requires_grad=True)
     assert toy.shallow_minima_loss(x).item() == 0.0
     # a local minimum near (1, 0): zero gradient after a few Newton-free Adam steps from (1.1, 0)
-    r = toy.run_starts("adam", torch.tensor([[1.1, 0.0]]), steps=2000, lr=0.01)
+    r = toy.run_starts(OptimizerSpec("Adam"), torch.tensor([[1.1, 0.0]]), steps=2000, lr=0.01)
     assert 0.8 < r.final[0, 0] < 1.0 and r.loss[0] > 0.05 and r.global_fraction == 0.0
     g = torch.autograd.functional.jacobian(lambda z: toy.shallow_minima_loss(z).sum(), torch.tensor(r.final))
     assert g.abs().max() < 1e-3
@@ -23,16 +23,21 @@ def test_shallow_minima_loss_has_its_global_minimum_at_zero_and_local_ones_near_
 
 def test_run_starts_records_paths_and_is_deterministic():
     starts = torch.rand(10, 2, generator=torch.Generator().manual_seed(0)) * 8 - 4
-    a = toy.run_starts("sgd", starts, steps=20, quantum_weight=0.5, n_paths=3)
-    b = toy.run_starts("sgd", starts, steps=20, quantum_weight=0.5, n_paths=3)
+    a = toy.run_starts(OptimizerSpec("SGD", quantum_weight=0.5), starts, steps=20, n_paths=3)
+    b = toy.run_starts(OptimizerSpec("SGD", quantum_weight=0.5), starts, steps=20, n_paths=3)
     assert a.paths.shape == (21, 3, 2)
     np.testing.assert_array_equal(a.final, b.final)
     np.testing.assert_allclose(a.paths[0], starts[:3].numpy())
 
 
-def test_make_optimizer_refuses_unknown_names():
-    with pytest.raises(ValueError, match="optimizer must be one of"):
-        toy.make_optimizer("lion", [torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+def test_run_starts_perturbs_every_element_whatever_the_spec_says():
+    """Two parameters per start, stacked: n_qubits=4 would perturb only the first two starts."""
+    starts = torch.rand(6, 2, generator=torch.Generator().manual_seed(1)) * 8 - 4
+    every = toy.run_starts(OptimizerSpec("SGD", quantum_weight=0.5, n_qubits=None), starts, steps=30)
+    four = toy.run_starts(OptimizerSpec("SGD", quantum_weight=0.5, n_qubits=4), starts, steps=30)
+    adam = toy.run_starts(OptimizerSpec("Adam"), starts, steps=30)
+    np.testing.assert_array_equal(every.final, four.final)
+    assert (np.abs(every.final - adam.final).max(-1) > 1e-6).all()  # every start moved differently from Adam
 
 
 def test_zero_lambda_matches_adamw_on_the_regression():
@@ -40,7 +45,7 @@ def test_zero_lambda_matches_adamw_on_the_regression():
 
 
 def test_sweep_records_every_config_seed_and_the_last_step():
-    recs = toy.sweep_regression({"a": dict(optimizer="adam"), "b": dict(optimizer="sgd", quantum_weight=0.5)},
+    recs = toy.sweep_regression({"a": OptimizerSpec("Adam"), "b": OptimizerSpec("SGD", quantum_weight=0.5)},
                                 seeds=[0, 1], steps=7, every=3)
     assert {(r["config"], r["seed"]) for r in recs} == {("a", 0), ("a", 1), ("b", 0), ("b", 1)}
     assert sorted({r["step"] for r in recs}) == [1, 4, 7]

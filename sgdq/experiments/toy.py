@@ -5,12 +5,11 @@
   (Sec. III-A); :func:`run_starts` runs many starts of one optimizer on it at once.
 * :func:`teacher_student` / :func:`train_regression` — a small MLP regression used to show
   how λ, n_qubits and the scope change training.
-
-Used in: ``notebooks/01_math``, ``notebooks/03_optimizer``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -18,27 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import optim
-
-OPTIMIZERS = ("adam", "adamw", "moment", "sgd")
-
-
-def make_optimizer(name: str, params, lr: float, quantum_weight: float = 0.5, n_qubits=4,
-                   scope: str = "tensor", weight_decay: float = 0.0, moment_weight: float = 0.5):
-    """Build one of the optimizers the book compares, by a short name.
-
-    ``"adam"`` (no weight decay) and ``"adamw"`` are torch's; ``"moment"`` is
-    :class:`QuantumMomentAdam`; ``"sgd"`` is Superpositional Gradient Descent
-    (:class:`SuperpositionalAdam` with ``quantum_weight``). See :func:`sgdq.optim.build_optimizer`.
-    """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
-    if name == "sgd":  # λ is a number here, not part of a label; the class validates it
-        return optim.SuperpositionalAdam(params, lr=lr, weight_decay=weight_decay, quantum_weight=quantum_weight,
-                                         n_qubits=n_qubits, scope=scope)
-    label = {"adam": "Adam", "adamw": "AdamW", "moment": "Quantum-inspired moment"}[name]
-    return optim.build_optimizer(label, params, lr=lr, weight_decay=0.0 if name == "adam" else weight_decay,
-                                 moment_weight=moment_weight)
+from .spec import OptimizerSpec
 
 
 # --------------------------------------------------------------------------------------
@@ -67,17 +46,17 @@ class StartsResult:
         return float((np.abs(self.final) < 0.5).all(-1).mean())
 
 
-def run_starts(optimizer: str, starts: torch.Tensor, steps: int, lr: float = 0.05, quantum_weight: float = 0.5,
+def run_starts(spec: OptimizerSpec, starts: torch.Tensor, steps: int, lr: float = 0.05,
                n_paths: int = 8) -> StartsResult:
     """Optimise :func:`shallow_minima_loss` from every row of ``starts`` at once.
 
     The starts are independent problems stacked in one tensor; Adam acts element-wise, so
     stacking changes nothing. The toy has 2 parameters, fewer than n_qubits = 4, so Eq. (2)
     perturbs all of them; with the starts stacked we therefore pass ``n_qubits=None``
-    (every element) to keep that meaning for each start.
+    (every element) to keep that meaning for each start, whatever ``spec`` says.
     """
     x = starts.clone().double().requires_grad_()
-    opt = make_optimizer(optimizer, [x], lr=lr, quantum_weight=quantum_weight, n_qubits=None)
+    opt = dataclasses.replace(spec, n_qubits=None).build([x], lr=lr)
     paths = [x.detach()[:n_paths].clone()]
     for _ in range(steps):
         opt.zero_grad()
@@ -109,7 +88,7 @@ def teacher_student(n: int = 512, d_in: int = 8, hidden: int = 32, seed: int = 0
     return x, y
 
 
-def train_regression(optimizer: str, steps: int, seed: int, lr: float = 3e-3, **opt_kwargs) -> np.ndarray:
+def train_regression(spec: OptimizerSpec, steps: int, seed: int, lr: float = 3e-3) -> np.ndarray:
     """Full-batch training of a student MLP; returns the loss after every step.
 
     The data and the student's initial weights depend on ``seed`` only, so every optimizer
@@ -118,7 +97,7 @@ def train_regression(optimizer: str, steps: int, seed: int, lr: float = 3e-3, **
     x, y = teacher_student(seed=seed)
     torch.manual_seed(seed)
     student = mlp(x.shape[1], 32, 1)
-    opt = make_optimizer(optimizer, student.parameters(), lr=lr, **opt_kwargs)
+    opt = spec.build(student.parameters(), lr=lr)
     losses = np.empty(steps)
     for t in range(steps):
         opt.zero_grad()
@@ -132,14 +111,13 @@ def train_regression(optimizer: str, steps: int, seed: int, lr: float = 3e-3, **
 def max_difference_from_adamw(steps: int = 20, seed: int = 0, weight_decay: float = 0.01) -> float:
     """Largest |Δθ| between SuperpositionalAdam at λ = 0 and torch's AdamW on the regression.
 
-    Used in: ``notebooks/01_math`` (Eq. (1) reduces to AdamW at λ = 0).
     """
     x, y = teacher_student(seed=seed)
     finals = []
-    for name, kw in (("adamw", {}), ("sgd", dict(quantum_weight=0.0))):
+    for spec in (OptimizerSpec("AdamW"), OptimizerSpec("SGD", quantum_weight=0.0)):
         torch.manual_seed(seed)
         student = mlp(x.shape[1], 32, 1)
-        opt = make_optimizer(name, student.parameters(), lr=1e-2, weight_decay=weight_decay, **kw)
+        opt = spec.build(student.parameters(), lr=1e-2, weight_decay=weight_decay)
         for _ in range(steps):
             opt.zero_grad()
             nn.functional.mse_loss(student(x), y).backward()
@@ -148,22 +126,19 @@ def max_difference_from_adamw(steps: int = 20, seed: int = 0, weight_decay: floa
     return float((finals[0] - finals[1]).abs().max())
 
 
-def sweep_regression(configs: dict[str, dict], seeds, steps: int, lr: float = 3e-3, every: int = 1) -> list[dict]:
+def sweep_regression(configs: dict[str, OptimizerSpec], seeds, steps: int, lr: float = 3e-3,
+                     every: int = 1) -> list[dict]:
     """Train the regression once per (config, seed); return long-format loss records.
 
-    ``configs`` maps a label to keyword arguments of :func:`make_optimizer` (with
-    ``optimizer`` naming it). Records are ``{"config", "seed", "step", "loss"}``, every
-    ``every``-th step plus the last.
-
-    Used in: ``notebooks/03_optimizer``.
+    ``configs`` maps a label to an :class:`OptimizerSpec`. Records are
+    ``{"config", "seed", "step", "loss"}``, every ``every``-th step plus the last.
     """
     from tqdm import tqdm
 
     records = []
     jobs = [(label, seed) for label in configs for seed in seeds]
     for label, seed in tqdm(jobs, desc="training runs", disable=None):
-        kw = dict(configs[label])
-        losses = train_regression(kw.pop("optimizer", "sgd"), steps, seed, lr=lr, **kw)
+        losses = train_regression(configs[label], steps, seed, lr=lr)
         keep = sorted(set(range(0, steps, every)) | {steps - 1})
         records += [dict(config=label, seed=seed, step=t + 1, loss=float(losses[t])) for t in keep]
     return records

@@ -16,8 +16,6 @@ of the model's chat template. By default the loss falls on the answer's tokens o
 paper does not say; ``answer_only_loss=False`` trains on the whole sequence). Sequences
 longer than ``max_length`` (2048 in Table III) are cut at the right, so the prompt is kept
 whole and the end of the answer is lost; the number of cut examples is recorded.
-
-Used in: :mod:`sgdq.llm_finetuning`, ``notebooks/06_llm_finetuning``.
 """
 
 from __future__ import annotations

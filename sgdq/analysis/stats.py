@@ -10,8 +10,6 @@ Conventions (see the book's methodology):
 * paired comparisons take, for each seed, the difference between an optimizer and the
   reference (Adam) trained from the same initial weights on the same batches, and report
   the mean difference with a Student-t 95 % interval over seeds.
-
-Used in: ``notebooks/05_text_classification``.
 """
 
 from __future__ import annotations
@@ -32,8 +30,11 @@ def mean_ci(x, level: float = 0.95) -> tuple[float, float, float]:
     m = float(x.mean())
     if len(x) < 2:
         return (m, math.nan, math.nan)
-    half = float(_st.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
-    return (m, m - half, m + half)
+    sem = float(_st.sem(x))
+    if sem == 0.0:  # every value alike: a zero-width interval (scipy would give NaN)
+        return (m, m, m)
+    lo, hi = _st.t.interval(level, len(x) - 1, loc=m, scale=sem)
+    return (m, float(lo), float(hi))
 
 
 def per_run(metrics: pd.DataFrame, target: float = 0.9) -> pd.DataFrame:

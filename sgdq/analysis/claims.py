@@ -11,8 +11,6 @@ Verdict rules (one per ``criterion`` in the claims file):
 Too few runs for an interval (fewer than 2 seeds) give *inconclusive*; a claim about an
 absolute value that only the paper's own model can reproduce (``requires_model``) is *not
 testable here* with any other model.
-
-Used in: ``notebooks/05_text_classification``.
 """
 
 from __future__ import annotations
@@ -23,11 +21,12 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from . import runtime, stats
+from ..experiments.provenance import repo_root
+from . import stats
 
 
 def load_claims(path: Path | None = None, experiment: str | None = None) -> list[dict]:
-    path = Path(path) if path else runtime.repo_root() / "data" / "claims.yaml"
+    path = Path(path) if path else repo_root() / "data" / "claims.yaml"
     claims = yaml.safe_load(path.read_text())
     return [c for c in claims if experiment is None or c["experiment"] == experiment]
 
@@ -86,7 +85,7 @@ def evaluate(runs: pd.DataFrame, experiment: str, profile: str, claims: list[dic
              model: str | None = None) -> pd.DataFrame:
     """One row per claim of ``experiment``: the paper's value, ours with its CI, the verdict.
 
-    ``runs`` is :func:`sgdq.stats.per_run` output for experiment 1 and the per-step
+    ``runs`` is :func:`sgdq.analysis.stats.per_run` output for experiment 1 and the per-step
     ``metrics.csv`` for experiment 2 (``model`` names the model that was fine-tuned).
     ``n_seeds`` counts seeds for experiment 1 and paired training steps for experiment 2.
     """

@@ -1,57 +1,71 @@
-"""Timing helpers: every speed figure is a ratio of two things timed in the same run.
+"""Timing: every speed figure is a ratio of two things timed in the same run.
 
-Used in: ``benchmarks/bench_core.py``, ``notebooks/03_optimizer``, ``notebooks/04_quantum_attention``.
+:func:`timeit` is the one timing helper (torch's ``torch.utils.benchmark.Timer`` underneath);
+the ``*_rows`` functions are the suite that ``benchmarks/run.py`` runs, and
+:func:`optimizer_step_table` / :func:`attention_seconds` what chapters 03 and 04 time.
 """
 
 from __future__ import annotations
 
-import functools
-import time
+import statistics
 
 import numpy as np
 import torch
+from torch.utils import benchmark as torch_benchmark
 
-from . import runtime
+from ..method.attention import QuantumAttention
+from .config import synchronize
+from .spec import OptimizerSpec
 
 
 def timeit(fn, repeat: int, warmup: int = 1, device="cpu") -> float:
     """Median seconds per call of ``fn`` over ``repeat`` calls, after ``warmup`` calls.
 
-    On a CUDA ``device`` every call is followed by a synchronisation, so the time covers
-    the kernels and not only their launch.
+    Each call is timed by ``torch.utils.benchmark.Timer`` with torch's current thread count;
+    the Timer synchronises CUDA, so on a GPU the time covers the kernels, not only their launch.
     """
-    sync = functools.partial(runtime.synchronize, device)
     for _ in range(warmup):
         fn()
-    sync()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    synchronize(device)
+    timer = torch_benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    return float(statistics.median(timer.timeit(1).median for _ in range(repeat)))
 
 
-def optimizer_step_seconds(make_optimizer, shapes, repeat: int = 20, device="cpu", seed: int = 0) -> float:
-    """Median time of one ``optimizer.step()`` on fresh fp32 tensors of the given shapes.
-
-    ``make_optimizer(params)`` builds the optimizer. Gradients are random and fixed, so only
-    the step itself is timed.
-    """
+def _tensors_with_grads(shapes, device="cpu", seed: int = 0, grad_scale: float = 1e-3):
+    """Fresh fp32 parameters of the given shapes with fixed random gradients."""
     g = torch.Generator().manual_seed(seed)
     params = [torch.nn.Parameter(torch.randn(s, generator=g).to(device)) for s in shapes]
     for p in params:
-        p.grad = torch.randn(p.shape, generator=g).to(device) * 1e-3
-    opt = make_optimizer(params)
+        p.grad = torch.randn(p.shape, generator=g).to(device) * grad_scale
+    return params
+
+
+def optimizer_step_seconds(spec: OptimizerSpec, shapes, repeat: int = 20, device="cpu", seed: int = 0) -> float:
+    """Median time of one ``optimizer.step()`` of ``spec`` on fresh fp32 tensors of the given
+    shapes. Gradients are random and fixed, so only the step itself is timed."""
+    opt = spec.build(_tensors_with_grads(shapes, device, seed))
     return timeit(opt.step, repeat, warmup=2, device=device)
+
+
+def optimizer_step_table(shapes_by_model: dict, specs: dict[str, OptimizerSpec], repeat: int = 20,
+                         device="cpu"):
+    """Milliseconds per ``optimizer.step()`` of every spec on every model's shapes, and the ratio
+    to the first spec (the baseline), timed in the same run."""
+    import pandas as pd
+
+    rows = []
+    for model, shapes in shapes_by_model.items():
+        times = {name: optimizer_step_seconds(spec, shapes, repeat=repeat, device=device)
+                 for name, spec in specs.items()}
+        base = next(iter(times.values()))
+        rows += [dict(model=model, optimizer=name, ms=round(1e3 * t, 3), ratio_to_baseline=round(t / base, 2))
+                 for name, t in times.items()]
+    return pd.DataFrame(rows)
 
 
 def attention_seconds(batch: int, seq: int, d_model: int = 64, n_heads: int = 4, repeat: int = 20,
                       device="cpu") -> dict[str, float]:
     """Forward+backward seconds of QuantumAttention (quantum on and off) and torch's MHA."""
-    from .attention import QuantumAttention
-
     x = torch.randn(batch, seq, d_model, device=device)
     qa = QuantumAttention(d_model, n_heads).to(device)
     ca = QuantumAttention(d_model, n_heads, quantum=False).to(device)
@@ -76,7 +90,14 @@ def phi_rows(quick: bool, repeat: int, device="cpu") -> list[dict]:
 
     from qiskit.quantum_info import Statevector
 
-    from .circuit import aer_statevectors, bind_circuit, build_circuit, fourier_series, readout, readout_from_state
+    from ..method.circuit import (
+        aer_statevectors,
+        bind_circuit,
+        build_circuit,
+        fourier_series,
+        readout,
+        readout_from_state,
+    )
 
     shape = (8, 4, 16, 16) if quick else (32, 4, 32, 32)
     n = int(np.prod(shape))
@@ -111,7 +132,8 @@ def phi_rows(quick: bool, repeat: int, device="cpu") -> list[dict]:
     t_sv = timeit(lambda: [Statevector(bind_circuit(qc, float(v), theta, phi)) for v in xs[:n_sv]], 1) * n / n_sv
     base = dict(group="phi", items=n, unit="scores")
     return [
-        dict(base, name="Fourier path, forward+backward", seconds=t_fb, baseline="qiskit-aer, forward", ratio=t_aer / t_fb),
+        dict(base, name="Fourier path, forward+backward", seconds=t_fb, baseline="qiskit-aer, forward",
+             ratio=t_aer / t_fb),
         dict(base, name="Fourier path, forward", seconds=t_f, baseline="qiskit-aer, forward", ratio=t_aer / t_f),
         dict(group="phi (fixed cost)", items=1, unit="steps", name="Fourier coefficients only, forward+backward",
              seconds=t_coef,
@@ -137,16 +159,15 @@ def optimizer_rows(quick: bool, repeat: int, device="cpu") -> list[dict]:
     """optimizer.step() and optimizer-state memory against torch's fused AdamW, at two sizes."""
     import math
 
-    from .models import TransformerClassifier, llama_parameter_shapes
-    from .optim import SuperpositionalAdam
+    from ..method.models import TransformerClassifier, llama_parameter_shapes
 
     sizes = {"Table II classifier": [tuple(p.shape) for p in TransformerClassifier(vocab_size=1000).parameters()]}
     if not quick:
         sizes["SmolLM2-135M shapes"] = llama_parameter_shapes()
     makers = {
-        "AdamW (fused)": lambda p: torch.optim.AdamW(p, fused=True),
-        "SuperpositionalAdam (default, fused)": lambda p: SuperpositionalAdam(p),
-        "SuperpositionalAdam (reference loop)": lambda p: SuperpositionalAdam(p, foreach=False, fused=False),
+        "AdamW (fused)": OptimizerSpec("AdamW", fused=True),
+        "SuperpositionalAdam (default, fused)": OptimizerSpec("SGD"),
+        "SuperpositionalAdam (reference loop)": OptimizerSpec("SGD", foreach=False, fused=False),
     }
     rows = []
     for size, shapes in sizes.items():
@@ -166,11 +187,10 @@ def optimizer_rows(quick: bool, repeat: int, device="cpu") -> list[dict]:
     return rows
 
 
-def state_bytes_per_parameter(make_optimizer, shapes) -> float:
-    params = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
-    for p in params:
-        p.grad = torch.randn(p.shape)
-    opt = make_optimizer(params)
+def state_bytes_per_parameter(spec: OptimizerSpec, shapes) -> float:
+    """Bytes of optimizer state per parameter after one step (tensors other than scalars)."""
+    params = _tensors_with_grads(shapes, grad_scale=1.0)
+    opt = spec.build(params)
     opt.step()
     total = sum(t.numel() * t.element_size() for s in opt.state.values() for t in s.values()
                 if torch.is_tensor(t) and t.dim() > 0)
@@ -207,36 +227,16 @@ def epoch_rows(quick: bool, device="cpu") -> list[dict]:
                  baseline="optimizer steps in an epoch, Adam", ratio=s_sgd / s_adam)]
 
 
-# The performance targets of the project's benchmark issue: (label, row name, bound, "min"/"max").
-TARGETS = [
-    ("P1: Φ fwd+bwd vs qiskit-aer (throughput ×)", "Fourier path, forward+backward", 1e4, "min"),
-    ("P1: gate-by-gate torch path vs Φ fast path (time ×)", "torch statevector, forward+backward", 300, "min"),
-    ("P2: QuantumAttention vs nn.MultiheadAttention (time ×)", "quantum, forward+backward", 2.5, "max"),
-    ("P3: optimizer step vs fused AdamW, SmolLM2 shapes (time ×)",
-     "SuperpositionalAdam (default, fused), step, SmolLM2-135M shapes", 1.2, "max"),
-    ("P3: optimizer step vs fused AdamW, Table II classifier (time ×)",
-     "SuperpositionalAdam (default, fused), step, Table II classifier", 1.5, "max"),
-    ("P3: optimizer state memory vs AdamW (bytes ×)", "state bytes per parameter, SuperpositionalAdam, Table II classifier",
-     1.0, "max"),
-    ("P4: experiment-1 epoch, SGD λ=0.5 vs Adam (time ×)", "epoch, SGD λ=0.5", 1.05, "max"),
-]
+def load_suite(quick: bool = False, folder=None) -> tuple[dict, dict]:
+    """The stored suite results, full or quick (``name -> table``), and their provenance."""
+    import json
 
-
-def targets(table):
-    """One row per performance target: the measured ratio from a suite results table, the
-    bound, and whether it is met. Targets whose row the table lacks (e.g. SmolLM2 shapes in
-    a quick run) are left out.
-
-    Used in: ``notebooks/08_performance``.
-    """
     import pandas as pd
 
-    rows = []
-    for label, name, bound, kind in TARGETS:
-        hit = table[table["name"] == name]
-        if hit.empty:
-            continue
-        ratio = float(hit["ratio"].iloc[0])
-        rows.append(dict(target=label, measured=ratio, bound=("≥ " if kind == "min" else "≤ ") + f"{bound:g}",
-                         met=bool(ratio >= bound if kind == "min" else ratio <= bound)))
-    return pd.DataFrame(rows)
+    from .provenance import repo_root
+
+    folder = folder or repo_root() / "data" / "results" / "benchmarks"
+    suffix = "-quick" if quick else ""
+    files = sorted(p for p in folder.glob(f"*{suffix}.csv") if p.stem.endswith("quick") == quick)
+    return ({p.stem: pd.read_csv(p) for p in files},
+            {p.stem: json.loads(p.with_suffix(".provenance.json").read_text()) for p in files})

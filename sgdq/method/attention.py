@@ -10,17 +10,15 @@ Our choices, where the paper is silent:
 * **Which score the circuit reads** (``circuit_input``). Eq. (4) writes the raw product
   (QKᵀ)_{ijh}, so ``"raw"`` is the default; ``"scaled"`` feeds QKᵀ/√d_k instead.
 * **How the score enters the circuit**: as an angle offset of every R_y (see
-  :mod:`sgdq.circuit`). Φ is then an exact trigonometric polynomial in the score, which is
+  :mod:`sgdq.method.circuit`). Φ is then an exact trigonometric polynomial in the score, which is
   what makes it cheap to evaluate for every (i, j, h).
 * **Which parameters are trainable**: each attention layer owns one (θ, φ) pair of shape
   (depth, n_qubits), shared by its heads, initialised uniformly in [0, 2π).
 * **Finite shots** (``shots``, beyond the paper): with the ``"expval_z"`` readout, the value
   of Φ can be the estimate a device would return from ``shots`` measurements per score
-  (:func:`sgdq.circuit.sample_expval_z`), in training and in evaluation alike. The gradient
+  (:func:`sgdq.method.circuit.sample_expval_z`), in training and in evaluation alike. The gradient
   stays that of the exact expectation, which is what an unbiased parameter-shift estimate
   has on average; only the forward value carries the shot noise.
-
-Used in: :mod:`sgdq.models`, ``notebooks/04_quantum_attention``.
 """
 
 from __future__ import annotations
@@ -31,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import check_choice
 from .circuit import READOUTS, readout, sample_expval_z
 
 CIRCUIT_INPUTS = ("raw", "scaled")
@@ -63,10 +62,8 @@ class QuantumAttention(nn.Module):
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
-        if readout not in READOUTS:
-            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
-        if circuit_input not in CIRCUIT_INPUTS:
-            raise ValueError(f"circuit_input must be one of {CIRCUIT_INPUTS}, got {circuit_input!r}")
+        check_choice("readout", readout, READOUTS)
+        check_choice("circuit_input", circuit_input, CIRCUIT_INPUTS)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         check_shots(shots, readout)
@@ -120,40 +117,3 @@ class QuantumAttention(nn.Module):
         attn = F.dropout(attn, self.dropout, self.training)
         out = (attn @ v).transpose(1, 2).reshape(x.shape)
         return self.out_proj(out)
-
-
-def shot_noise_in_attention(layer: QuantumAttention, x: torch.Tensor, shots_list, repeats: int = 5,
-                            key_padding_mask=None, seed: int = 0):
-    """How far finite shots move the attention weights of ``layer`` on input ``x``.
-
-    For each number of shots: the mean total-variation distance between the exact weights
-    (``"expval_z"`` readout, infinitely many shots) and the finite-shot ones, over query rows
-    and ``repeats`` draws, and the root-mean-square error of Φ itself. Returns a DataFrame.
-
-    Used in: ``notebooks/07_ablations``.
-    """
-    import pandas as pd
-
-    if layer.readout_kind != "expval_z":
-        raise ValueError(f"shot noise is defined for readout='expval_z', the layer has {layer.readout_kind!r}")
-    saved = layer.shots
-    rows = []
-    try:
-        with torch.no_grad():
-            torch.manual_seed(seed)
-            layer.shots = None
-            exact = layer.attention_weights(x, key_padding_mask)
-            q, k, _ = layer._heads(x)
-            scores = layer._circuit_input(q @ k.transpose(-2, -1))
-            phi_exact = layer.circuit_term(scores)
-            for shots in shots_list:
-                layer.shots = int(shots)
-                for r in range(repeats):
-                    noisy = layer.attention_weights(x, key_padding_mask)
-                    tv = 0.5 * (noisy - exact).abs().sum(-1)
-                    phi_noise = layer.circuit_term(scores) - phi_exact
-                    rows.append(dict(shots=int(shots), repeat=r, tv_distance=float(tv.mean()),
-                                     phi_rmse=float(phi_noise.pow(2).mean().sqrt())))
-    finally:
-        layer.shots = saved
-    return pd.DataFrame(rows)

@@ -23,8 +23,6 @@ Our interpretation, where the paper is silent
   paper's LLM experiment compares against AdamW with wd = 0.01 (Table III).
 * **Q uses θ_t from before the decay**, and the raw gradient g_t; the Adam moments are
   computed from the raw g_t as well, so at λ = 0 this is exactly AdamW.
-
-Used in: ``notebooks/01_math``, ``notebooks/03_optimizer``, both experiments.
 """
 
 from __future__ import annotations
@@ -50,7 +48,6 @@ def perturbation(kind: str, theta: torch.Tensor, grad: torch.Tensor) -> torch.Te
     * ``"sign"``: a random sign times |g|.
 
     The random controls draw from torch's global generator, so a seeded run repeats.
-    Used in: ``notebooks/07_ablations``.
     """
     if kind == "sin":
         return torch.sin(math.pi * theta).mul_(grad)
@@ -127,8 +124,6 @@ def perturbed_counts(numels, n_qubits, scope="tensor", offset=0):
 
 def perturbed_fraction(shapes, n_qubits=4, scope="tensor") -> tuple[int, int]:
     """(perturbed elements, all elements) for parameter tensors of the given shapes.
-
-    Used in: ``notebooks/01_math`` (how small the perturbed share of a model is).
     """
     numels = [math.prod(s) for s in shapes]
     return sum(perturbed_counts(numels, n_qubits, scope)), sum(numels)
@@ -205,30 +200,13 @@ def _reference_adamw(param, grad, exp_avg, exp_avg_sq, step_t, *, lr, beta1, bet
     param.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
 
 
-_FUSED_ADAMW = getattr(torch, "_fused_adamw_", None)
-
-
 def _adamw(params, grads, exp_avgs, exp_avg_sqs, state_steps, *, foreach, fused, lr, beta1, beta2, eps,
            weight_decay) -> None:
-    """The Adam part of Eq. (1): one step of torch's AdamW on all tensors.
-
-    With ``fused`` and every parameter on one device and of one dtype, torch's fused kernel is
-    called directly, exactly as ``torch.optim.adam._fused_adam`` calls it after grouping the
-    tensors (step counters first, then the kernel); that skips the grouping and argument
-    checks, about 30 µs per step on the Table II classifier. Otherwise torch's functional
-    ``adam`` does the work.
-    """
+    """The Adam part of Eq. (1): one step of torch's functional AdamW on all tensors."""
     if fused and not all(g.is_contiguous() for g in grads):
         # torch 2.13's fused CPU kernel reads a non-contiguous gradient as if it were laid out
         # like its parameter (AdamW(fused=True) gives wrong numbers then); hand it a copy.
         grads = [g if g.is_contiguous() else g.contiguous() for g in grads]
-    if fused and _FUSED_ADAMW is not None:
-        device, dtype = params[0].device, params[0].dtype
-        if all(p.device == device and p.dtype == dtype for p in params):
-            torch._foreach_add_(state_steps, 1)
-            _FUSED_ADAMW(params, grads, exp_avgs, exp_avg_sqs, [], state_steps, lr=lr, beta1=beta1, beta2=beta2,
-                         weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False)
-            return
     _torch_adam(params, grads, exp_avgs, exp_avg_sqs, [], state_steps, foreach=foreach, fused=fused,
                 decoupled_weight_decay=True, amsgrad=False, beta1=beta1, beta2=beta2, lr=lr,
                 weight_decay=weight_decay, eps=eps, maximize=False)
@@ -304,7 +282,7 @@ class _AdamFamily(Optimizer):
         super().add_param_group(param_group)
         self._validate(self.param_groups[-1])
 
-    def _gather(self, group, offset):
+    def _gather(self, group):
         """Collect tensors that have gradients; return lists and the perturbed counts."""
         params, grads, exp_avgs, exp_avg_sqs, steps, numels, has_grad = [], [], [], [], [], [], []
         fused = group.get("fused")
@@ -367,8 +345,6 @@ class SuperpositionalAdam(_AdamFamily):
     :func:`perturbation`); the default is the paper's.
 
     At ``quantum_weight=0`` it equals :class:`torch.optim.AdamW` to float precision.
-
-    Used in: ``notebooks/01_math``, ``notebooks/03_optimizer``, both experiments.
     """
 
     _validate = staticmethod(_validate_superpositional)
@@ -401,7 +377,7 @@ class SuperpositionalAdam(_AdamFamily):
         loss = self._closure_loss(closure)
         offset = 0  # global element offset, for scope="global"
         for group in self.param_groups:
-            params, grads, ms, vs, steps, numels, has_grad = self._gather(group, offset)
+            params, grads, ms, vs, steps, numels, has_grad = self._gather(group)
             counts_all = perturbed_counts(numels, group["n_qubits"], group["scope"], offset)
             offset += sum(numels)
             counts = [k for k, h in zip(counts_all, has_grad) if h]
@@ -437,8 +413,6 @@ class QuantumMomentAdam(_AdamFamily):
     exactly AdamW (and Adam when weight_decay = 0). The factor 1 + μ·sin(πθ) lies in
     [1 − μ, 1 + μ], so for μ < 1 it never flips the gradient's sign; it only re-weights
     the momentum, which is what separates it from the additive Eq. (1).
-
-    Used in: ``notebooks/05_text_classification``.
     """
 
     _validate = staticmethod(_validate_moment)
@@ -454,7 +428,7 @@ class QuantumMomentAdam(_AdamFamily):
         """One step for every param group; returns the closure's loss if given."""
         loss = self._closure_loss(closure)
         for group in self.param_groups:
-            params, grads, ms, vs, steps, _, _ = self._gather(group, 0)
+            params, grads, ms, vs, steps, _, _ = self._gather(group)
             beta1, beta2 = group["betas"]
             mw = group["moment_weight"]
             for p, g, m, v, s in zip(params, grads, ms, vs, steps):
@@ -462,50 +436,3 @@ class QuantumMomentAdam(_AdamFamily):
                 _reference_adamw(p, g, m, v, s, lr=group["lr"], beta1=beta1, beta2=beta2,
                                  eps=group["eps"], weight_decay=group["weight_decay"], moment_grad=mg)
         return loss
-
-
-# --------------------------------------------------------------------------------------
-# One registry: the optimizers the book compares, by their labels in the paper's tables
-# --------------------------------------------------------------------------------------
-OPTIMIZER_LABELS = ("Adam", "AdamW", "Quantum-inspired moment", "SGD λ=<weight>")
-
-
-def sgd_weight(label) -> float | None:
-    """λ of a label ``"SGD λ=<weight>"`` (e.g. ``"SGD λ=0.5"``), or None for any other label."""
-    if not isinstance(label, str) or not label.startswith("SGD λ="):
-        return None
-    try:
-        value = float(label[len("SGD λ="):])
-    except ValueError:
-        return None
-    return value if math.isfinite(value) and value >= 0 else None
-
-
-def is_optimizer_label(label) -> bool:
-    return label in OPTIMIZER_LABELS[:3] or sgd_weight(label) is not None
-
-
-def build_optimizer(label: str, params, *, lr: float, betas=(0.9, 0.999), eps: float = 1e-8,
-                    weight_decay: float = 0.0, n_qubits=4, scope: str = "tensor", perturbation: str = "sin",
-                    moment_weight: float = 0.5, fused: bool | None = None) -> Optimizer:
-    """One of the optimizers the book compares, by its label in the paper's tables.
-
-    * ``"Adam"``, ``"AdamW"``: torch's (``fused`` is passed on; None is torch's default);
-    * ``"Quantum-inspired moment"``: :class:`QuantumMomentAdam` with ``moment_weight``;
-    * ``"SGD λ=<weight>"``: :class:`SuperpositionalAdam` with quantum_weight = <weight> and
-      ``n_qubits``, ``scope``, ``perturbation``.
-
-    Used in: :mod:`sgdq.toy`, :mod:`sgdq.text_classification`, :mod:`sgdq.llm_finetuning`.
-    """
-    common = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
-    if label == "Adam":
-        return torch.optim.Adam(params, fused=fused, **common)
-    if label == "AdamW":
-        return torch.optim.AdamW(params, fused=fused, **common)
-    if label == "Quantum-inspired moment":
-        return QuantumMomentAdam(params, moment_weight=moment_weight, **common)
-    weight = sgd_weight(label)
-    if weight is not None:
-        return SuperpositionalAdam(params, quantum_weight=weight, n_qubits=n_qubits, scope=scope,
-                                   perturbation=perturbation, **common)
-    raise ValueError(f"optimizer must be one of {OPTIMIZER_LABELS} (weight a number >= 0), got {label!r}")

@@ -18,8 +18,6 @@ positions that attention can pick up. (We calibrated this design so that Adam re
 test accuracy within the 5–15 epochs the paper's numbers imply; a first design, with
 negation only of the adjacent word, was not learned in 12 epochs at Table II's settings.)
 The data depend only on ``data_seed``; train and test are two fixed, disjoint draws.
-
-Used in: ``notebooks/05_text_classification``.
 """
 
 from __future__ import annotations

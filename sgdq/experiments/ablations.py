@@ -1,7 +1,7 @@
 """Ablations of experiment 1: what in Superpositional Gradient Descent makes a difference?
 
 Five studies, each a set of variants trained with the protocol of experiment 1 (same data,
-seeds, initial weights and batch order; see :mod:`sgdq.text_classification`):
+seeds, initial weights and batch order; see :mod:`sgdq.experiments.text_classification`):
 
 * ``lambda`` — the weight λ ∈ {0, 0.1, 0.3, 0.5, 0.7, 1.0} (n_qubits = 4 per tensor);
 * ``n_qubits`` — how many entries Eq. (2) touches: 0, 4, 64 per tensor, every entry, and the
@@ -11,25 +11,25 @@ seeds, initial weights and batch order; see :mod:`sgdq.text_classification`):
   matter, so the comparison is made where it can);
 * ``attention`` — quantum against classical attention, with Adam and with SGD λ = 0.5;
 * ``readout`` — hardware realism: the ⟨Z⟩ readout, exact and estimated from 1000, 100 or 10
-  shots per score (:func:`sgdq.circuit.sample_expval_z`), against the default amplitude
+  shots per score (:func:`sgdq.method.circuit.sample_expval_z`), against the default amplitude
   readout, with Adam, so that only the circuit term changes.
 
 Each variant is stored under ``data/results/ablations/<study>/<variant>/`` like experiment 1.
 Variants identical to a run that already exists (the main experiment, or another variant)
 are read from there instead of being trained again; :data:`SAME_AS` records which.
-
-Used in: ``notebooks/07_ablations``.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
+import torch
 
-from . import runtime, stats
+from ..method.attention import QuantumAttention
 from . import text_classification as tc
+from .provenance import record
+from .store import ResultsStore, results_dir, slug
 
 MAIN = "main"  # the experiment-1 results of the same profile
 
@@ -76,13 +76,8 @@ SAME_AS = {
 }
 
 
-def _slug(label: str) -> str:
-    label = label.replace("λ", "lambda").replace("π", "pi").replace("θ", "theta").replace("⟨Z⟩", "Z")
-    return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_")
-
-
 def variant_dir(study: str, variant: str, profile: str) -> Path:
-    return runtime.repo_root() / "data" / "results" / "ablations" / profile / study / _slug(variant)
+    return results_dir("ablations", profile) / study / slug(variant)
 
 
 def run_variant(study: str, variant: str, profile: str = "cpu", progress: bool = True, **config) -> pd.DataFrame:
@@ -107,55 +102,58 @@ def run_study(study: str, profile: str = "cpu", progress: bool = True, **config)
     return pd.concat([run_variant(study, v, profile, progress, **config) for v in STUDIES[study]], ignore_index=True)
 
 
-def effects(metrics: pd.DataFrame, baseline: pd.DataFrame, target: float = 0.9) -> pd.DataFrame:
-    """Per variant: final accuracy and its paired difference from the Adam baseline (pp, 95 % CI),
-    and the censored epochs to ``target`` relative to Adam (%, 95 % CI)."""
-    rows = []
-    base = stats.per_run(baseline, target).set_index("seed")
-    for variant, g in metrics.groupby("variant", sort=False):
-        runs = stats.per_run(g.assign(optimizer=variant), target).set_index("seed")
-        seeds = runs.index.intersection(base.index)
-        acc = stats.mean_ci(100 * (runs.loc[seeds, "final_accuracy"] - base.loc[seeds, "final_accuracy"]))
-        ep = stats.mean_ci(100 * (runs.loc[seeds, "epochs_to_target_censored"]
-                                  / base.loc[seeds, "epochs_to_target_censored"] - 1))
-        rows.append({"variant": variant, "final accuracy (%)": 100 * runs.final_accuracy.mean(),
-                     "Δ accuracy vs Adam (pp)": acc[0], "Δ acc. CI low": acc[1], "Δ acc. CI high": acc[2],
-                     "epochs to 90 % vs Adam (%)": ep[0], "epochs CI low": ep[1], "epochs CI high": ep[2],
-                     "seeds": len(seeds)})
-    table = pd.DataFrame(rows).set_index("variant")
-    floats = table.select_dtypes("float").columns
-    table[floats] = table[floats] + 0.0  # turns -0.0 (a sign of rounding, not of an effect) into 0.0
-    return table
-
-
 SHOT_COUNTS = (10, 100, 1000, 10000)
+
+
+def shot_noise_in_attention(layer: QuantumAttention, x: torch.Tensor, shots_list, repeats: int = 5,
+                            key_padding_mask=None, seed: int = 0) -> pd.DataFrame:
+    """How far finite shots move the attention weights of ``layer`` on input ``x``.
+
+    For each number of shots: the mean total-variation distance between the exact weights
+    (``"expval_z"`` readout, infinitely many shots) and the finite-shot ones, over query rows
+    and ``repeats`` draws, and the root-mean-square error of Φ itself.
+    """
+    if layer.readout_kind != "expval_z":
+        raise ValueError(f"shot noise is defined for readout='expval_z', the layer has {layer.readout_kind!r}")
+    saved = layer.shots
+    rows = []
+    try:
+        with torch.no_grad():
+            torch.manual_seed(seed)
+            layer.shots = None
+            exact = layer.attention_weights(x, key_padding_mask)
+            q, k, _ = layer._heads(x)
+            scores = layer._circuit_input(q @ k.transpose(-2, -1))
+            phi_exact = layer.circuit_term(scores)
+            for shots in shots_list:
+                layer.shots = int(shots)
+                for r in range(repeats):
+                    noisy = layer.attention_weights(x, key_padding_mask)
+                    tv = 0.5 * (noisy - exact).abs().sum(-1)
+                    phi_noise = layer.circuit_term(scores) - phi_exact
+                    rows.append(dict(shots=int(shots), repeat=r, tv_distance=float(tv.mean()),
+                                     phi_rmse=float(phi_noise.pow(2).mean().sqrt())))
+    finally:
+        layer.shots = saved
+    return pd.DataFrame(rows)
 
 
 def shot_noise(profile: str = "cpu", seed: int = 0, repeats: int = 3) -> pd.DataFrame:
     """Shot noise in one freshly initialised ⟨Z⟩ attention layer (64 wide, 4 heads) on a seeded
     batch of 16 random sequences of 16 tokens, at :data:`SHOT_COUNTS` shots per score
-    (:func:`sgdq.attention.shot_noise_in_attention`).
+    (:func:`shot_noise_in_attention`).
 
     Stored as ``data/results/ablations/<profile>/shot_noise/metrics.csv`` with a
     ``provenance.json`` beside it, and read from there while the settings match.
     """
-    import json
-
-    import torch
-
-    from .attention import QuantumAttention, shot_noise_in_attention
-
-    out = runtime.results_dir("ablations", profile) / "shot_noise"
+    store = ResultsStore(results_dir("ablations", profile) / "shot_noise")
     settings = dict(seed=seed, repeats=repeats, shots=list(SHOT_COUNTS), d_model=64, n_heads=4, batch=16, seq=16)
-    prov_path = out / "provenance.json"
-    if prov_path.exists() and json.loads(prov_path.read_text()).get("settings") == settings:
-        return pd.read_csv(out / "metrics.csv")
+    if (store.provenance() or {}).get("settings") == settings:
+        return store.load("metrics")
     torch.manual_seed(seed)
     layer = QuantumAttention(settings["d_model"], settings["n_heads"], readout="expval_z")
     x = torch.randn(settings["batch"], settings["seq"], settings["d_model"])
     table = shot_noise_in_attention(layer, x, SHOT_COUNTS, repeats=repeats, seed=seed)
-    runtime.atomic_write(out / "metrics.csv", table.to_csv(index=False, float_format="%.6g"))
-    runtime.atomic_write(prov_path, json.dumps(dict(
-        experiment="shot_noise", settings=settings, git_commit=runtime.git_commit(),
-        device=runtime.device_name(torch.device("cpu")), versions=runtime.versions()), indent=2) + "\n")
+    with store.lock():
+        store.write({"metrics": table}, record("cpu", experiment="shot_noise", settings=settings))
     return table

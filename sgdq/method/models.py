@@ -7,8 +7,6 @@ a learned table; with it, the order-dependent task of experiment 1 was learned m
 slower at Table II's learning rate), post-norm encoder layers (as the original Transformer and
 ``nn.TransformerEncoderLayer``'s default), ReLU in the feed-forward block, and mean pooling
 over non-padding tokens into a linear head.
-
-Used in: ``notebooks/01_math`` (parameter count), ``notebooks/05_text_classification``.
 """
 
 from __future__ import annotations
@@ -19,6 +17,7 @@ import torch
 from torch import nn
 
 from .attention import QuantumAttention
+from .checks import check_choice
 
 ATTENTIONS = ("quantum", "classical")
 POSITIONALS = ("sinusoidal", "learned")
@@ -64,10 +63,8 @@ class TransformerClassifier(nn.Module):
                  readout: str = "amplitude", circuit_input: str = "raw", pad_id: int = 0,
                  positional: str = "sinusoidal", shots: int | None = None):
         super().__init__()
-        if attention not in ATTENTIONS:
-            raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
-        if positional not in POSITIONALS:
-            raise ValueError(f"positional must be one of {POSITIONALS}, got {positional!r}")
+        check_choice("attention", attention, ATTENTIONS)
+        check_choice("positional", positional, POSITIONALS)
         self.pad_id, self.max_len = pad_id, max_len
         self.embed = nn.Embedding(vocab_size, d_model)
         if positional == "learned":
@@ -105,8 +102,6 @@ def llama_parameter_shapes(hidden: int = 576, intermediate: int = 1536, layers: 
     The defaults are SmolLM2-135M's (134.5M parameters, tied embeddings); Llama-3.2-1B is
     ``hidden=2048, intermediate=8192, layers=16, vocab=128256, heads=32, kv_heads=8``.
     Used to count what Eq. (2) touches without loading weights, and by the benchmarks.
-
-    Used in: ``notebooks/01_math``, ``benchmarks/``.
     """
     head_dim = hidden // heads
     shapes = [(vocab, hidden)]

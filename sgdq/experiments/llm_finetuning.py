@@ -12,7 +12,7 @@ proportion (500 · n / 7473 steps) and the provenance says so.
   transformers model id or a local directory (e.g. ``meta-llama/Llama-3.2-1B-Instruct``).
   ``trust_remote_code`` is never enabled.
 * ``dataset="auto"`` uses ``../shared/data/gsm8k`` beside the repository when it exists and the
-  hub id ``openai/gsm8k`` otherwise (see :mod:`sgdq.gsm8k`).
+  hub id ``openai/gsm8k`` otherwise (see :mod:`sgdq.experiments.gsm8k`).
 * Fairness: every optimizer starts from the same weights (one load, restored before each run)
   and sees the examples in the same order (the Trainer's sampler, seeded alike).
 * Results: ``metrics.csv`` (optimizer, step, loss, learning rate, gradient norm),
@@ -21,25 +21,22 @@ proportion (500 · n / 7473 steps) and the provenance says so.
   after every optimizer. Trainer checkpoints go to ``checkpoints/`` beside them (not in git);
   an interrupted run resumes from its last checkpoint and gives the same loss curve.
 * Distributed: the module is also a command-line entry point,
-  ``accelerate launch --multi_gpu --num_processes 2 -m sgdq.llm_finetuning --profile smoke``,
+  ``accelerate launch --multi_gpu --num_processes 2 -m sgdq.experiments.llm_finetuning --profile smoke``,
   which the Trainer runs with DDP (on machines without a GPU, too: accelerate's DDP launcher
-  starts the processes and the Trainer uses the gloo backend). Every rank holds whole parameters, so Eq. (2)'s "first n_qubits
-  entries of each tensor" means the same thing as on one device. FSDP would shard and
-  flatten the parameters: each rank would see only a slice, and "the first entries" would
-  become the first entries of each rank's shard (or of a flattened bundle of tensors).
-  :class:`sgdq.optim.SuperpositionalAdam` therefore refuses sharded parameters with a clear
+  starts the processes and the Trainer uses the gloo backend). Every rank holds whole
+  parameters, so Eq. (2)'s "first n_qubits entries of each tensor" means the same thing as
+  on one device. FSDP would shard and flatten the parameters: each rank would see only a
+  slice, and "the first entries" would become the first entries of each rank's shard (or of
+  a flattened bundle of tensors).
+  :class:`sgdq.method.optim.SuperpositionalAdam` therefore refuses sharded parameters with a clear
   error rather than perturb the wrong entries.
-
-Used in: ``notebooks/06_llm_finetuning``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import datetime as dt
 import importlib.util
-import json
 import math
 import os
 import shutil
@@ -50,8 +47,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import gsm8k, runtime
-from . import optim
+from ..method.checks import check_int
+from . import gsm8k
+from .config import DEVICES, ExperimentConfig, resolve_device
+from .provenance import now, record, repo_root
+from .spec import OptimizerSpec
+from .store import ResultsStore, slug
 
 OPTIMIZERS = ("AdamW", "SGD λ=0.1", "SGD λ=0.5")
 FULL_TRAIN_SIZE = 7473
@@ -61,10 +62,13 @@ HUB_DATASET = "openai/gsm8k"
 
 
 @dataclass
-class LLMConfig:
-    """Every parameter of experiment 2; the defaults are Table III's."""
+class LLMConfig(ExperimentConfig):
+    """Every parameter of experiment 2; the defaults are Table III's.
 
-    profile: str = "cpu"
+    ``first_seed`` seeds the Trainer (data order and initialisation of anything new);
+    ``sgd_n_qubits`` is how many entries per tensor Eq. (2) perturbs in the SGD arms.
+    """
+
     model: str = EMBEDDED
     dataset: str = "auto"
     n_train: int | None = 100  # None: all 7,473 problems
@@ -78,29 +82,35 @@ class LLMConfig:
     grad_clip: float = 1.0
     batch_size: int = 1
     epochs: int = 1
-    n_qubits: int = 4
+    sgd_n_qubits: int = 4
     optimizers: tuple = OPTIMIZERS
-    seed: int = 0
     n_eval: int = 10
     eval_max_new_tokens: int = 256
     save_steps: int = 50
     max_steps: int | None = None  # stop early (tests); None: the whole epoch
-    device: str = "auto"
 
-    def validate(self):
+    EXPERIMENT = "llm_finetuning"
+    PROFILES = {
+        "smoke": dict(n_train=4, max_length=160, n_eval=1, eval_max_new_tokens=8, save_steps=2),
+        "cpu": dict(n_train=100, max_length=512, n_eval=10, eval_max_new_tokens=200, save_steps=50),
+        "paper": dict(n_train=None, max_length=2048, n_eval=200, eval_max_new_tokens=256, save_steps=500),
+    }
+    NOT_IN_KEY = ("seeds", "optimizers", "device", "save_steps", "n_eval", "eval_max_new_tokens")
+
+    def check(self):
         unknown = sorted(set(self.optimizers) - set(OPTIMIZERS))
         if unknown:
             raise ValueError(f"unknown optimizer(s) {unknown}; choose from {OPTIMIZERS}")
-        if self.n_train is not None and (not isinstance(self.n_train, int) or self.n_train < 1):
-            raise ValueError(f"n_train must be an integer >= 1 or None (all), got {self.n_train!r}")
+        if self.seeds != 1:
+            raise ValueError(f"seeds must be 1 for experiment 2 (one data order per run, set by first_seed), "
+                             f"got {self.seeds!r}")
+        if self.n_train is not None:
+            check_int("n_train", self.n_train, 1)
         for name in ("max_length", "batch_size", "epochs", "save_steps"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
-        if not isinstance(self.n_eval, int) or self.n_eval < 0:
-            raise ValueError(f"n_eval must be an integer >= 0, got {self.n_eval!r}")
-        if self.profile not in runtime.PROFILES:
-            raise ValueError(f"profile must be one of {runtime.PROFILES}, got {self.profile!r}")
-        runtime.resolve_device(self.device)
+            check_int(name, getattr(self, name), 1)
+        check_int("n_eval", self.n_eval, 0)
+        check_int("sgd_n_qubits", self.sgd_n_qubits, 0)
+        resolve_device(self.device)
 
     def warmup(self, total_steps: int) -> int:
         """Warm-up steps for a run of ``total_steps`` optimizer steps: Table III's 500 over a full
@@ -111,34 +121,22 @@ class LLMConfig:
         """Optimizer steps of the run: one per global batch, or ``max_steps``."""
         return self.max_steps or math.ceil(n_examples / (self.batch_size * world_size)) * self.epochs
 
-    def key(self) -> dict:
-        d = asdict(self)
-        for k in ("optimizers", "device", "save_steps", "n_eval", "eval_max_new_tokens"):
-            d.pop(k)
-        d["betas"] = list(d["betas"])
-        return d
+    def build_optimizer(self, label: str, params):
+        """The optimizer labelled ``label`` (one of ``OPTIMIZERS``), with Table III's hyperparameters."""
+        if label not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {label!r}; choose from {OPTIMIZERS}")
+        return OptimizerSpec.parse(label, n_qubits=self.sgd_n_qubits).build(
+            params, lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay)
 
 
-PROFILES = {
-    "smoke": dict(n_train=4, max_length=160, n_eval=1, eval_max_new_tokens=8, save_steps=2),
-    "cpu": dict(n_train=100, max_length=512, n_eval=10, eval_max_new_tokens=200, save_steps=50),
-    "paper": dict(n_train=None, max_length=2048, n_eval=200, eval_max_new_tokens=256, save_steps=500),
-}
-
-
-def config_for(profile: str, **overrides) -> LLMConfig:
-    """The profile's configuration with ``overrides`` (``None`` keeps the profile's value)."""
-    return runtime.profile_config(LLMConfig, PROFILES, profile, overrides)
-
-
-def results_dir(profile: str) -> Path:
-    return runtime.results_dir("llm_finetuning", profile)
+config_for = LLMConfig.for_profile
+results_dir = LLMConfig.results_dir_for
 
 
 def resolve_dataset(dataset: str) -> str:
     if dataset != "auto":
         return dataset
-    shared = runtime.repo_root().parent / "shared" / "data" / "gsm8k"
+    shared = repo_root().parent / "shared" / "data" / "gsm8k"
     return str(shared) if shared.is_dir() else HUB_DATASET
 
 
@@ -222,37 +220,17 @@ def encode_records(tokenizer, records, cfg: LLMConfig):
     return EncodedDataset(items), truncated, dropped
 
 
-def collate(pad_id: int):
-    def fn(batch):
-        n = max(len(b["input_ids"]) for b in batch)
-        ids = torch.full((len(batch), n), pad_id, dtype=torch.long)
-        labels = torch.full((len(batch), n), -100, dtype=torch.long)
-        mask = torch.zeros((len(batch), n), dtype=torch.long)
-        for i, b in enumerate(batch):
-            k = len(b["input_ids"])
-            ids[i, :k] = torch.tensor(b["input_ids"])
-            labels[i, :k] = torch.tensor(b["labels"])
-            mask[i, :k] = 1
-        return dict(input_ids=ids, labels=labels, attention_mask=mask)
+def collator(tokenizer):
+    """transformers' ``DataCollatorForSeq2Seq``: pads ``input_ids`` with the pad token and
+    ``labels`` with −100 (no loss on padding), and builds the attention mask."""
+    from transformers import DataCollatorForSeq2Seq
 
-    return fn
+    return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")
 
 
 # --------------------------------------------------------------------------------------
 # Training and evaluation
 # --------------------------------------------------------------------------------------
-def make_optimizer(name: str, params, cfg: LLMConfig):
-    """The optimizer labelled ``name`` (one of ``OPTIMIZERS``), with Table III's hyperparameters."""
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
-    return optim.build_optimizer(name, params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay,
-                                 n_qubits=cfg.n_qubits)
-
-
-def slug(name: str) -> str:
-    return name.replace("λ=", "lambda").replace(" ", "_").replace(".", "p")
-
-
 @torch.no_grad()
 def gsm8k_accuracy(model, tokenizer, records, max_new_tokens: int, device) -> dict:
     """Greedy answers to ``records``; exact match of the final number."""
@@ -274,7 +252,8 @@ def training_arguments(cfg: LLMConfig, output_dir: Path, device: torch.device, p
     return TrainingArguments(
         output_dir=str(output_dir), per_device_train_batch_size=cfg.batch_size, num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps if cfg.max_steps else -1, max_grad_norm=cfg.grad_clip, logging_steps=1,
-        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=1, seed=cfg.seed, data_seed=cfg.seed,
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=1, seed=cfg.first_seed,
+        data_seed=cfg.first_seed,
         fp16=device.type == "cuda", use_cpu=device.type == "cpu", report_to=[], disable_tqdm=not progress,
         dataloader_num_workers=0, remove_unused_columns=False, lr_scheduler_type="linear",
         ddp_backend="gloo" if device.type == "cpu" and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
@@ -287,13 +266,13 @@ def train_one(cfg: LLMConfig, optimizer: str, model, tokenizer, dataset, out_dir
     from transformers import Trainer, get_linear_schedule_with_warmup
     from transformers.trainer_utils import get_last_checkpoint
 
-    device = runtime.resolve_device(cfg.device)
+    device = cfg.torch_device()
     ckpt_dir = out_dir / "checkpoints" / slug(optimizer)
     args = training_arguments(cfg, ckpt_dir, device, progress)
-    opt = make_optimizer(optimizer, model.parameters(), cfg)
+    opt = cfg.build_optimizer(optimizer, model.parameters())
     total = cfg.total_steps(len(dataset), int(os.environ.get("WORLD_SIZE", "1")))
     sched = get_linear_schedule_with_warmup(opt, cfg.warmup(total), total)
-    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collate(tokenizer.pad_token_id),
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator(tokenizer),
                       optimizers=(opt, sched), callbacks=list(callbacks))
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
     trainer.train(resume_from_checkpoint=last)
@@ -306,39 +285,34 @@ def run_llm_experiment(cfg: LLMConfig, out_dir: Path | None = None, force: bool 
                        keep_checkpoints: bool = False, save_final: Path | None = None, callbacks=()) -> pd.DataFrame:
     """Fine-tune with every optimizer not already stored; return all rows of ``metrics.csv``."""
     cfg.validate()
-    out_dir = Path(out_dir) if out_dir is not None else results_dir(cfg.profile)
+    store = ResultsStore(out_dir if out_dir is not None else cfg.results_dir())
+    out_dir = store.dir
     rank = int(os.environ.get("RANK", "0"))
-    prov_path, metrics_path, eval_path = out_dir / "provenance.json", out_dir / "metrics.csv", out_dir / "eval.csv"
-    old = pd.read_csv(metrics_path) if metrics_path.exists() and not force else pd.DataFrame()
-    old_eval = pd.read_csv(eval_path) if eval_path.exists() and not force else pd.DataFrame()
-    if len(old) and prov_path.exists():
-        stored = json.loads(prov_path.read_text()).get("config_key")
-        if stored != cfg.key():
-            diff = sorted(k for k in cfg.key() if stored is None or stored.get(k) != cfg.key()[k])
-            raise ValueError(f"{out_dir} holds results of another configuration (differs in {diff}); "
-                             "pass force=True to replace them, or choose another out_dir")
+    old = store.load("metrics") if not force else pd.DataFrame()
+    old_eval = store.load("eval") if not force else pd.DataFrame()
+    if len(old):
+        store.check(cfg.key())
     if force and (out_dir / "checkpoints").exists() and rank == 0:
         shutil.rmtree(out_dir / "checkpoints")
     done = set(old.optimizer) if len(old) else set()
     todo = [o for o in cfg.optimizers if o not in done]
     if not todo:  # everything is stored: neither the data nor the model is needed
         return old
-    device = runtime.resolve_device(cfg.device)
+    device = cfg.torch_device()
     source = resolve_dataset(cfg.dataset)
     train_records = gsm8k.load_gsm8k(source, "train")
     train_records = train_records[: cfg.n_train] if cfg.n_train else train_records
     test_records = gsm8k.load_gsm8k(source, "test")[: cfg.n_eval] if cfg.n_eval else []
-    prov = dict(experiment="llm_finetuning", config=asdict(cfg), config_key=cfg.key(), git_commit=runtime.git_commit(),
-                device=runtime.device_name(device), versions=runtime.versions(), dataset=source,
-                n_train=len(train_records), n_eval=len(test_records),
-                started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), finished_at=None,
-                reused_optimizers=sorted(done), world_size=int(os.environ.get("WORLD_SIZE", "1")))
+    prov = record(device, experiment=cfg.EXPERIMENT, config=asdict(cfg), config_key=cfg.key(), dataset=source,
+                  n_train=len(train_records), n_eval=len(test_records), started_at=now(), finished_at=None,
+                  reused_optimizers=sorted(done), world_size=int(os.environ.get("WORLD_SIZE", "1")))
     model, tok, desc = load_model(cfg.model)
     model.to(device)
     dataset, truncated, dropped = encode_records(tok, train_records, cfg)
     total = cfg.total_steps(len(dataset), prov["world_size"])
-    prov.update(model=desc, truncated_examples=truncated, dropped_examples=dropped, precision="fp16 mixed" if device.type == "cuda" else "fp32",
-                total_steps=total, warmup_steps=cfg.warmup(total), warmup_note=(
+    prov.update(model=desc, truncated_examples=truncated, dropped_examples=dropped,
+                precision="fp16 mixed" if device.type == "cuda" else "fp32", total_steps=total,
+                warmup_steps=cfg.warmup(total), warmup_note=(
                     f"Table III's 500 warm-up steps (of 7,473) scaled in proportion to {cfg.warmup(total)} of this "
                     f"run's {total} steps" if total < FULL_TRAIN_SIZE else "Table III's 500 steps"),
                 mean_tokens=sum(len(x["input_ids"]) for x in dataset.items) / len(dataset))
@@ -353,17 +327,19 @@ def run_llm_experiment(cfg: LLMConfig, out_dir: Path | None = None, force: bool 
         if test_records:
             evals.append(pd.DataFrame([dict(optimizer=optimizer, stage="after", **gsm8k_accuracy(
                 model, tok, test_records, cfg.eval_max_new_tokens, device))]))
-        if save_final is not None and rank == 0:
-            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, Path(save_final) / f"{slug(optimizer)}.pt")
-        if rank == 0:
-            metrics = pd.concat(frames, ignore_index=True)
-            runtime.atomic_write(metrics_path, metrics.to_csv(index=False, float_format="%.6g"))
-            if evals:
-                runtime.atomic_write(eval_path, pd.concat(evals, ignore_index=True).to_csv(index=False, float_format="%.6g"))
-            prov["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-            runtime.atomic_write(prov_path, json.dumps(prov, indent=2, default=str) + "\n")
-            if not keep_checkpoints:
-                shutil.rmtree(out_dir / "checkpoints" / slug(optimizer), ignore_errors=True)
+        if rank != 0:
+            continue
+        prov["finished_at"] = now()
+        tables = {"metrics": pd.concat(frames, ignore_index=True)}
+        if evals:
+            tables["eval"] = pd.concat(evals, ignore_index=True)
+        with store.lock():
+            store.write(tables, prov)  # the results first, then the optional extras
+        if save_final is not None:
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()},
+                       Path(save_final) / f"{slug(optimizer)}.pt")
+        if not keep_checkpoints:
+            shutil.rmtree(out_dir / "checkpoints" / slug(optimizer), ignore_errors=True)
     if rank == 0 and not keep_checkpoints and (out_dir / "checkpoints").is_dir() \
             and not any((out_dir / "checkpoints").iterdir()):
         (out_dir / "checkpoints").rmdir()
@@ -371,9 +347,9 @@ def run_llm_experiment(cfg: LLMConfig, out_dir: Path | None = None, force: bool 
 
 
 def main(argv=None) -> int:
-    """Command-line entry point; also what ``accelerate launch -m sgdq.llm_finetuning`` runs."""
+    """Command-line entry point; also what ``accelerate launch -m sgdq.experiments.llm_finetuning`` runs."""
     ap = argparse.ArgumentParser(description="Experiment 2: GSM8K fine-tuning, AdamW vs SGD (Table III)")
-    ap.add_argument("--profile", default="smoke", choices=list(PROFILES))
+    ap.add_argument("--profile", default="smoke", choices=list(LLMConfig.PROFILES))
     ap.add_argument("--model", default=None, help="'embedded' (default), a hub id or a local directory")
     ap.add_argument("--dataset", default=None, help="'auto' (default), a GSM8K directory/file, or a hub id")
     ap.add_argument("--optimizers", nargs="*", default=None, choices=list(OPTIMIZERS))
@@ -382,7 +358,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--max-length", type=int, default=None)
     ap.add_argument("--n-eval", type=int, default=None)
-    ap.add_argument("--device", default=None, choices=list(runtime.DEVICES))
+    ap.add_argument("--device", default=None, choices=list(DEVICES))
     ap.add_argument("--out", default=None, help="results directory (default: data/results/llm_finetuning/<profile>)")
     ap.add_argument("--force", action="store_true", help="retrain even where results are stored")
     ap.add_argument("--save-final", default=None, help="directory for the fine-tuned weights (rank 0)")

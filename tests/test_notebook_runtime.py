@@ -1,9 +1,9 @@
-"""sgdq.runtime: parameter validation, profiles and provenance."""
+"""sgdq.experiments.notebook, .config and .provenance: parameter validation, profiles, provenance."""
 
 import pytest
 import torch
 
-from sgdq import runtime
+from sgdq.experiments import config, notebook
 
 BASE = dict(profile="smoke", device="cpu", seed=0)
 INJECTED = '# Parameters\nprofile = "smoke"\nn_strats = 5\n'
@@ -11,17 +11,17 @@ INJECTED = '# Parameters\nprofile = "smoke"\nn_strats = 5\n'
 
 def test_injected_names_are_read_from_papermills_cell():
     history = ["import x", INJECTED, "# not parameters\nfoo = 1"]
-    assert runtime._injected_names(history) == {"profile", "n_strats"}
+    assert notebook._injected_names(history) == {"profile", "n_strats"}
 
 
 def test_undeclared_injected_name_is_refused_by_name():
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['n_strats'\].*declares"):
-        runtime.start("01_math", ["", INJECTED], n_starts=None, steps=None, **BASE)
+        notebook.start("01_math", ["", INJECTED], n_starts=None, steps=None, **BASE)
 
 
 def test_declared_injected_names_pass_and_override_the_profile():
-    run = runtime.start("01_math", ['# Parameters\nn_starts = 7\n'], n_starts=7, steps=None, **BASE)
-    assert run.settings == {"n_starts": 7, "steps": runtime.SETTINGS["01_math"]["smoke"]["steps"]}
+    run = notebook.start("01_math", ['# Parameters\nn_starts = 7\n'], n_starts=7, steps=None, **BASE)
+    assert run.settings == {"n_starts": 7, "steps": notebook.SETTINGS["01_math"]["smoke"]["steps"]}
     assert run.device == torch.device("cpu")
 
 
@@ -33,45 +33,45 @@ def test_declared_injected_names_pass_and_override_the_profile():
 ])
 def test_bad_values_name_the_parameter_and_the_choices(key, value, match):
     with pytest.raises(ValueError, match=match):
-        runtime.start("02_circuit", None, **{**BASE, key: value})
+        notebook.start("02_circuit", None, **{**BASE, key: value})
 
 
 def test_notebook_choices_are_enforced():
     with pytest.raises(ValueError, match=r"'readout' must be one of \('a', 'b'\), got 'c'"):
-        runtime.start("04_quantum_attention", None, choices=dict(readout=("a", "b")), readout="c", **BASE)
+        notebook.start("04_quantum_attention", None, choices=dict(readout=("a", "b")), readout="c", **BASE)
 
 
 def test_cuda_without_a_gpu_is_a_plain_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="no CUDA GPU"):
-        runtime.start("02_circuit", None, **{**BASE, "device": "cuda"})
-    assert runtime.resolve_device("auto") == torch.device("cpu")
+        notebook.start("02_circuit", None, **{**BASE, "device": "cuda"})
+    assert config.resolve_device("auto") == torch.device("cpu")
 
 
 def test_seeding_makes_runs_repeatable():
-    runtime.start("02_circuit", None, **BASE)
+    notebook.start("02_circuit", None, **BASE)
     a = torch.rand(3)
-    runtime.start("02_circuit", None, **BASE)
+    notebook.start("02_circuit", None, **BASE)
     assert torch.equal(a, torch.rand(3))
 
 
 def test_provenance_block_has_the_fields(capsys):
-    info = runtime.start("02_circuit", None, **BASE).provenance()
+    info = notebook.start("02_circuit", None, **BASE).provenance()
     assert {"git_commit", "device", "profile", "parameters", "versions", "wall_time_s"} <= set(info)
     assert info["versions"]["torch"] == torch.__version__ or info["versions"]["torch"].startswith(torch.__version__[:4])
     assert '"profile": "smoke"' in capsys.readouterr().out
 
 
 def test_every_notebook_has_settings_for_every_profile():
-    for name, profiles in runtime.SETTINGS.items():
-        assert set(profiles) == set(runtime.PROFILES), name
+    for name, profiles in notebook.SETTINGS.items():
+        assert set(profiles) == set(config.PROFILES), name
         assert len({tuple(sorted(p)) for p in profiles.values()}) == 1, f"{name}: profiles set different keys"
 
 
 def test_git_commit_is_dirty_only_for_source_changes(tmp_path):
     import subprocess
 
-    from sgdq.runtime import git_commit
+    from sgdq.experiments.provenance import git_commit
 
     def git(*args):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,

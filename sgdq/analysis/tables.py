@@ -1,0 +1,143 @@
+"""The tables and verdict functions the chapters show, each computed here (and tested), never in
+a notebook.
+
+* :func:`effects` — ablation variants as paired differences from the Adam baseline (chapter 07);
+* :func:`significant_variants` — which of those differ from Adam at 95 % (chapter 07);
+* :func:`toy_summary` / :func:`toy_sentences` — the shallow-minima toy (chapter 01);
+* :func:`final_loss_table` — the regression sweeps (chapter 03);
+* :func:`mean_loss_table` — Table I beside ours (chapter 06);
+* :func:`targets` — the performance targets judged from a benchmark file (chapter 08).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+
+
+def _no_negative_zero(table: pd.DataFrame) -> pd.DataFrame:
+    """Adding 0.0 turns a rounded -0.0 (a sign of rounding, not of an effect) into 0.0."""
+    floats = table.select_dtypes("float").columns
+    table[floats] = table[floats] + 0.0
+    return table
+
+
+def effects(metrics: pd.DataFrame, baseline: pd.DataFrame, target: float = 0.9) -> pd.DataFrame:
+    """Per variant: final accuracy and its paired difference from the Adam baseline (pp, 95 % CI),
+    and the censored epochs to ``target`` relative to Adam (%, 95 % CI)."""
+    rows = []
+    base = stats.per_run(baseline, target).set_index("seed")
+    for variant, g in metrics.groupby("variant", sort=False):
+        runs = stats.per_run(g.assign(optimizer=variant), target).set_index("seed")
+        seeds = runs.index.intersection(base.index)
+        acc = stats.mean_ci(100 * (runs.loc[seeds, "final_accuracy"] - base.loc[seeds, "final_accuracy"]))
+        ep = stats.mean_ci(100 * (runs.loc[seeds, "epochs_to_target_censored"]
+                                  / base.loc[seeds, "epochs_to_target_censored"] - 1))
+        rows.append({"variant": variant, "final accuracy (%)": 100 * runs.final_accuracy.mean(),
+                     "Δ accuracy vs Adam (pp)": acc[0], "Δ acc. CI low": acc[1], "Δ acc. CI high": acc[2],
+                     "epochs to 90 % vs Adam (%)": ep[0], "epochs CI low": ep[1], "epochs CI high": ep[2],
+                     "seeds": len(seeds)})
+    return _no_negative_zero(pd.DataFrame(rows).set_index("variant"))
+
+
+
+def significant_variants(eff: pd.DataFrame) -> str:
+    """The variants whose 95 % interval of the accuracy difference excludes zero, as a phrase."""
+    sig = eff[(eff["Δ acc. CI low"] > 0) | (eff["Δ acc. CI high"] < 0)]
+    return ", ".join(f"{v} ({r['Δ accuracy vs Adam (pp)']:+.2f} pp)" for v, r in sig.iterrows()) or "none"
+
+
+def toy_summary(results: dict, reference: str = "Adam", tol: float = 1e-6) -> pd.DataFrame:
+    """Per optimizer of the shallow-minima toy (``name -> StartsResult``): the share of starts that
+    reached the global basin, the mean final loss, and the share that ended lower or higher than
+    ``reference`` from the same start."""
+    ref = results[reference].loss
+    return pd.DataFrame({
+        name: {
+            "reached the global basin (%)": round(100 * r.global_fraction, 2),
+            "mean final loss": round(float(r.loss.mean()), 4),
+            "lower final loss than Adam (% of starts)": round(100 * float((r.loss < ref - tol).mean()), 2),
+            "higher final loss than Adam (% of starts)": round(100 * float((r.loss > ref + tol).mean()), 2),
+        }
+        for name, r in results.items()
+    }).T
+
+
+def toy_sentences(results: dict, summary: pd.DataFrame, reference: str = "Adam") -> list[str]:
+    """One plain sentence per optimizer other than ``reference`` (see :func:`toy_summary`)."""
+    out = []
+    for name, r in results.items():
+        if name == reference:
+            continue
+        same = (100 - summary.loc[name, "lower final loss than Adam (% of starts)"]
+                - summary.loc[name, "higher final loss than Adam (% of starts)"])
+        out.append(f"{name}: reached the global basin from {100 * r.global_fraction:.1f}% of starts "
+                   f"({reference}: {100 * results[reference].global_fraction:.1f}%); ended at the same loss as "
+                   f"{reference} from {same:.1f}% of starts.")
+    return out
+
+
+def final_loss_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Final loss per config (mean, sd over seeds) and the mean per-seed change against the first
+    config, in %; ``runs`` has ``config, seed, step, loss``."""
+    last = runs[runs.step == runs.step.max()]
+    ref = last[last.config == last.config.iloc[0]].set_index("seed").loss
+    table = last.groupby("config", sort=False).loss.agg(["mean", "std"])
+    table["change vs first row (%)"] = [100 * float(np.mean(g.set_index("seed").loss / ref - 1))
+                                        for _, g in last.groupby("config", sort=False)]
+    return _no_negative_zero(table.round({"mean": 5, "std": 5, "change vs first row (%)": 2}))
+
+
+def mean_loss_table(metrics: pd.DataFrame, paper: dict[str, float], reference: str = "AdamW") -> pd.DataFrame:
+    """Table I (``paper``: optimizer → mean loss) beside our mean training loss per optimizer,
+    each also relative to ``reference`` in %."""
+    table = pd.DataFrame({"paper: mean loss": pd.Series(paper),
+                          "ours: mean loss": metrics.groupby("optimizer", sort=False).loss.mean()})
+    table["paper: vs AdamW (%)"] = 100 * (table["paper: mean loss"] / table.loc[reference, "paper: mean loss"] - 1)
+    table["ours: vs AdamW (%)"] = 100 * (table["ours: mean loss"] / table.loc[reference, "ours: mean loss"] - 1)
+    return table
+
+
+# The performance targets of the project's benchmark issue: (label, row name, bound, "min"/"max").
+TARGETS = [
+    ("P1: Φ fwd+bwd vs qiskit-aer (throughput ×)", "Fourier path, forward+backward", 1e4, "min"),
+    ("P1: gate-by-gate torch path vs Φ fast path (time ×)", "torch statevector, forward+backward", 300, "min"),
+    ("P2: QuantumAttention vs nn.MultiheadAttention (time ×)", "quantum, forward+backward", 2.5, "max"),
+    ("P3: optimizer step vs fused AdamW, SmolLM2 shapes (time ×)",
+     "SuperpositionalAdam (default, fused), step, SmolLM2-135M shapes", 1.2, "max"),
+    ("P3: optimizer step vs fused AdamW, Table II classifier (time ×)",
+     "SuperpositionalAdam (default, fused), step, Table II classifier", 1.5, "max"),
+    ("P3: optimizer state memory vs AdamW (bytes ×)",
+     "state bytes per parameter, SuperpositionalAdam, Table II classifier", 1.0, "max"),
+    ("P4: experiment-1 epoch, SGD λ=0.5 vs Adam (time ×)", "epoch, SGD λ=0.5", 1.05, "max"),
+]
+
+
+def targets(table):
+    """One row per performance target: the measured ratio from a suite results table, the
+    bound, and whether it is met. Targets whose row the table lacks (e.g. SmolLM2 shapes in
+    a quick run) are left out.
+    """
+    rows = []
+    for label, name, bound, kind in TARGETS:
+        hit = table[table["name"] == name]
+        if hit.empty:
+            continue
+        ratio = float(hit["ratio"].iloc[0])
+        rows.append(dict(target=label, measured=ratio, bound=("≥ " if kind == "min" else "≤ ") + f"{bound:g}",
+                         met=bool(ratio >= bound if kind == "min" else ratio <= bound)))
+    return pd.DataFrame(rows)
+
+
+def epoch_overhead(table: pd.DataFrame) -> str:
+    """The epoch-time arithmetic of a benchmark suite table, in words: how much longer an epoch with
+    SGD λ = 0.5 takes than one with Adam, and how much of that the optimizer step explains."""
+    r = table.set_index("name")["ratio"]
+    epoch = r["epoch, SGD λ=0.5"]
+    share = r["optimizer steps in an epoch, Adam"]
+    step = r["optimizer steps in an epoch, SGD λ=0.5"]
+    return (f"an epoch with SGD λ = 0.5 takes {epoch:.3f} × the time of an epoch with Adam "
+            f"({100 * (epoch - 1):+.1f} %).\n  Adam's optimizer steps take {100 * share:.1f} % of its epoch; "
+            f"SGD's steps take {step:.2f} × Adam's, which adds about {100 * share * (step - 1):.1f} % to an epoch.")
