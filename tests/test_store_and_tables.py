@@ -1,0 +1,109 @@
+"""The shared experiment plumbing (configuration base, results store) and the chapters' tables."""
+
+import os
+import stat
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sgdq.analysis import tables
+from sgdq.experiments import llm_finetuning as lf
+from sgdq.experiments import text_classification as tc
+from sgdq.experiments.store import ResultsStore, atomic_write, slug
+
+
+def test_atomic_write_keeps_the_mode_and_leaves_no_temporary_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.csv"
+    path.write_text("old\n")
+    os.chmod(path, 0o644)
+    atomic_write(path, "new\n")
+    assert path.read_text() == "new\n" and stat.S_IMODE(path.stat().st_mode) == 0o644
+
+    def broken(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(path, "newer\n")
+    assert path.read_text() == "new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv"]
+
+
+def test_the_lock_refuses_a_second_writer(tmp_path):
+    store = ResultsStore(tmp_path / "r")
+    with store.lock():
+        with pytest.raises(RuntimeError, match="another run is writing"):
+            with ResultsStore(tmp_path / "r").lock():
+                pass
+    with store.lock():  # released again
+        pass
+
+
+def test_results_without_provenance_or_of_another_configuration_are_refused(tmp_path):
+    store = ResultsStore(tmp_path)
+    key = tc.config_for("smoke").key()
+    with pytest.raises(ValueError, match="without a provenance.json"):
+        store.check(key)
+    store.write({"metrics": pd.DataFrame({"a": [1]})}, {"config_key": {**key, "epochs": 99}})
+    with pytest.raises(ValueError, match=r"differs in \['epochs'\]"):
+        store.check(key)
+    store.check({**key, "epochs": 99})  # the same configuration passes
+
+
+def test_a_metrics_file_without_provenance_is_not_reused(tmp_path):
+    cfg = tc.config_for("smoke", seeds=1, epochs=1, n_train=32, n_test=32, optimizers=("Adam",))
+    (tmp_path / "metrics.csv").write_text(",".join(tc.COLUMNS) + "\nAdam,0,1,0.5,0.5,1,1\n")
+    with pytest.raises(ValueError, match="without a provenance.json"):
+        tc.run_experiment(cfg, tmp_path, progress=False)
+
+
+def test_both_experiments_share_one_configuration_base():
+    for module, cls in ((tc, tc.Config), (lf, lf.LLMConfig)):
+        cfg = module.config_for("smoke")
+        assert type(cfg) is cls and cfg.profile == "smoke"
+        assert list(cfg.seed_list()) == list(range(cfg.first_seed, cfg.first_seed + cfg.seeds))
+        assert module.results_dir("cpu").parts[-2:] == (cls.EXPERIMENT, "cpu")
+        with pytest.raises(ValueError, match="unknown setting"):
+            module.config_for("smoke", n_qubit=3)
+        with pytest.raises(ValueError, match="first_seed must be an integer >= 0"):
+            module.config_for("smoke", first_seed=-1)
+        with pytest.raises(ValueError, match="profile must be one of"):
+            module.config_for("huge")
+    assert "seeds" not in tc.config_for("smoke").key() and "device" not in lf.config_for("smoke").key()
+
+
+def test_slug_names_files_for_labels():
+    assert slug("SGD λ=0.5") == "SGD_lambda_0_5"
+    assert slug("⟨Z⟩, 10 shots") == "Z_10_shots"
+    assert slug("cos(πθ)·g") == "cos_pitheta_g"
+
+
+def test_final_loss_table_against_a_hand_computation():
+    runs = pd.DataFrame(dict(config=["a", "a", "b", "b", "a", "a", "b", "b"], seed=[0, 1, 0, 1, 0, 1, 0, 1],
+                             step=[1, 1, 1, 1, 2, 2, 2, 2], loss=[9, 9, 9, 9, 1.0, 2.0, 1.5, 1.0]))
+    t = tables.final_loss_table(runs)
+    assert t.loc["b", "mean"] == 1.25 and t.loc["a", "mean"] == 1.5
+    assert t.loc["b", "change vs first row (%)"] == pytest.approx(100 * np.mean([1.5 / 1.0 - 1, 1.0 / 2.0 - 1]))
+    assert t.loc["a", "change vs first row (%)"] == 0.0 and not np.signbit(t.loc["a", "change vs first row (%)"])
+
+
+def test_significant_variants_uses_the_interval_not_the_mean():
+    eff = pd.DataFrame({"Δ accuracy vs Adam (pp)": [2.0, 5.0, -1.0], "Δ acc. CI low": [0.5, -1.0, -2.0],
+                        "Δ acc. CI high": [3.5, 11.0, -0.1]}, index=["x", "big but noisy", "y"])
+    assert tables.significant_variants(eff) == "x (+2.00 pp), y (-1.00 pp)"
+    assert tables.significant_variants(eff.iloc[[1]]) == "none"
+
+
+def test_epoch_overhead_arithmetic():
+    t = pd.DataFrame(dict(name=["epoch, SGD λ=0.5", "optimizer steps in an epoch, Adam",
+                                "optimizer steps in an epoch, SGD λ=0.5"], ratio=[1.02, 0.05, 1.4]))
+    text = tables.epoch_overhead(t)
+    assert "1.020 ×" in text and "+2.0 %" in text and "5.0 % of its epoch" in text
+    assert "adds about 2.0 % to an epoch" in text  # 5 % × (1.4 − 1)
+
+
+def test_targets_are_judged_against_their_bounds():
+    t = pd.DataFrame(dict(name=["Fourier path, forward+backward", "quantum, forward+backward"], ratio=[2e4, 3.0]))
+    judged = tables.targets(t).set_index("target")["met"]
+    assert judged.iloc[0] and not judged.iloc[1]
