@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import weakref
 
 import torch
 from torch.optim import Optimizer
@@ -62,16 +63,30 @@ def perturbation(kind: str, theta: torch.Tensor, grad: torch.Tensor) -> torch.Te
 
 
 # --------------------------------------------------------------------------------------
-# Validation (shared by both optimizers and by every param group)
+# Validation (shared by both optimizers; run on every step, so values set later are checked)
 # --------------------------------------------------------------------------------------
+UNSUPPORTED_FLAGS = ("amsgrad", "maximize", "capturable", "differentiable")
+
+
 def _is_real_number(v):
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _validate_adam(group: dict) -> None:
-    lr, betas, eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+def _check_lr(lr) -> None:
+    if isinstance(lr, torch.Tensor):
+        if lr.numel() != 1 or lr.is_complex() or not lr.is_floating_point():
+            raise ValueError(f"a tensor lr must be a 1-element real floating tensor, got {lr!r}")
+        if lr.device.type != "meta" and (not torch.isfinite(lr).all() or (lr < 0).any()):
+            raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
+        return
     if not _is_real_number(lr) or lr < 0:
-        raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
+        raise ValueError(f"lr must be a finite number >= 0 (or a 1-element tensor), got {lr!r}")
+
+
+def _validate_adam(group: dict) -> None:
+    """The hyper-parameters every Adam-family group shares (cheap: no loop over parameters)."""
+    _check_lr(group["lr"])
+    betas, eps, wd = group["betas"], group["eps"], group["weight_decay"]
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise ValueError(f"betas must be a pair (beta1, beta2), each in [0, 1), got {betas!r}")
     for name, b in zip(("betas[0]", "betas[1]"), betas):
@@ -81,9 +96,10 @@ def _validate_adam(group: dict) -> None:
         raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
     if not _is_real_number(wd) or wd < 0:
         raise ValueError(f"weight_decay must be a finite number >= 0, got {wd!r}")
-    for p in group["params"]:
-        if torch.is_complex(p):
-            raise ValueError("complex parameters are not supported: sin(π·θ) needs real θ")
+    for flag in UNSUPPORTED_FLAGS:
+        if group.get(flag):
+            raise ValueError(f"{flag}=True is not supported (this optimizer implements plain AdamW moments); "
+                             f"a state dict or param group asked for it")
 
 
 def _validate_superpositional(group: dict) -> None:
@@ -95,15 +111,24 @@ def _validate_superpositional(group: dict) -> None:
         raise ValueError(f"n_qubits must be an integer >= 0 (or None for every element), got {nq!r}")
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
-    if group.get("perturbation", "sin") not in PERTURBATIONS:
+    if group["perturbation"] not in PERTURBATIONS:
         raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {group['perturbation']!r}")
     for flag in ("foreach", "fused"):
         if group[flag] not in (None, True, False):
             raise ValueError(f"{flag} must be None, True or False, got {group[flag]!r}")
+    if group["fused"] and group["foreach"]:
+        raise ValueError("foreach and fused cannot both be True")
+
+
+def _validate_moment(group: dict) -> None:
+    _validate_adam(group)
+    mw = group["moment_weight"]
+    if not _is_real_number(mw) or mw < 0:
+        raise ValueError(f"moment_weight must be a finite number >= 0, got {mw!r}")
 
 
 # --------------------------------------------------------------------------------------
-# Functional core
+# Eq. (2)'s "first n_qubits entries": row-major order of the tensor's index, for any layout
 # --------------------------------------------------------------------------------------
 def perturbed_counts(numels, n_qubits, scope="tensor", offset=0):
     """How many leading elements of each tensor Eq. (2) perturbs.
@@ -123,10 +148,38 @@ def perturbed_counts(numels, n_qubits, scope="tensor", offset=0):
 
 
 def perturbed_fraction(shapes, n_qubits=4, scope="tensor") -> tuple[int, int]:
-    """(perturbed elements, all elements) for parameter tensors of the given shapes.
-    """
+    """(perturbed elements, all elements) for parameter tensors of the given shapes."""
     numels = [math.prod(s) for s in shapes]
     return sum(perturbed_counts(numels, n_qubits, scope)), sum(numels)
+
+
+def _head_index(t: torch.Tensor, k: int):
+    """Index tensors of the first k elements of ``t`` in row-major order of its *index*
+    (``t[0, 0, 0]``, ``t[0, 0, 1]``, …), whatever its memory layout."""
+    return torch.unravel_index(torch.arange(k, device=t.device), t.shape)
+
+
+def read_head(t: torch.Tensor, k: int) -> torch.Tensor:
+    """The first k elements of ``t`` in row-major index order (Eq. 2's i < n_qubits).
+
+    A view when ``t`` is contiguous; otherwise (channels_last, transposed, strided) a gathered
+    copy of just those k elements, the same values ``t.contiguous().view(-1)[:k]`` would give.
+    """
+    if t.is_contiguous():
+        return t.view(-1)[:k]
+    if k == t.numel():
+        return t.reshape(-1)
+    return t[_head_index(t, k)]
+
+
+def add_to_head(t: torch.Tensor, k: int, q: torch.Tensor) -> None:
+    """t's first k elements in row-major index order += q, in place, for any layout."""
+    if t.is_contiguous():
+        t.view(-1)[:k].add_(q)
+    elif k == t.numel():
+        t.add_(q.view(t.shape))
+    else:
+        t.index_put_(_head_index(t, k), q, accumulate=True)
 
 
 def _refuse_sharded(p: torch.Tensor, who: str) -> None:
@@ -140,76 +193,62 @@ def _refuse_sharded(p: torch.Tensor, who: str) -> None:
             "single device.")
 
 
-def _cached_head(p: torch.Tensor, k: int, cache: dict | None) -> torch.Tensor:
-    """``_head(p, k)``, reused from ``cache`` while ``p`` keeps the same storage."""
-    if cache is None:
-        return _head(p, k)
-    hit = cache.get(id(p))
-    ptr = p.data_ptr()
-    if hit is None or hit[0] != ptr or hit[1] != k:
-        hit = (ptr, k, _head(p, k))
-        cache[id(p)] = hit
-    return hit[2]
+class _HeadCache:
+    """Views of each contiguous parameter's perturbed slice and one buffer for Q, kept between
+    eager steps. An entry is reused only while its parameter is the same live object with the
+    same storage, offset, shape, strides and dtype; so re-assigning ``p.data``, changing
+    n_qubits or freeing a parameter (whose id() a new one may take) cannot give a stale view.
+    Not used under ``torch.compile`` (the compiled graph makes its own views)."""
 
+    BUFFER_LIMIT = 2**20  # perturbed elements up to which the Q buffer is kept between steps
 
-def _head(p: torch.Tensor, k: int) -> torch.Tensor:
-    """A view of the first k elements of p in row-major order."""
-    if not p.is_contiguous():
-        raise ValueError("SuperpositionalAdam needs contiguous parameters (row-major flattening)")
-    return p.view(-1)[:k]
+    def __init__(self):
+        self.heads: dict[int, tuple] = {}
+        self.buffer = None
 
+    @staticmethod
+    def _signature(p, k):
+        return (p.data_ptr(), p.storage_offset(), tuple(p.shape), p.stride(), p.dtype, p.device, k)
 
-def _grad_head(g: torch.Tensor, k: int) -> torch.Tensor:
-    """The first k elements of a gradient in row-major order (a view when g is contiguous)."""
-    return g.as_strided((k,), (1,)) if g.is_contiguous() else g.flatten()[:k]
+    def head(self, p: torch.Tensor, k: int) -> torch.Tensor:
+        sig = self._signature(p, k)
+        hit = self.heads.get(id(p))
+        if hit is None or hit[0]() is not p or hit[1] != sig:
+            hit = (weakref.ref(p), sig, p.view(-1)[:k])
+            self.heads[id(p)] = hit
+        return hit[2]
 
-
-_BUFFER_LIMIT = 2**20  # perturbed elements up to which the batched Q buffer is kept between steps
-
-
-def _q_buffer(sizes: list[int], like: torch.Tensor, cache: dict | None):
-    """A flat buffer for the batched Q and its split views, kept in ``cache`` between steps
-    (at most ``_BUFFER_LIMIT`` elements, so n_qubits=None on a large model allocates anew)."""
-    if cache is not None:
-        hit = cache.get("q")
+    def q_buffer(self, sizes: list[int], like: torch.Tensor):
+        hit = self.buffer
         if hit is not None and hit[0] == sizes and hit[1].dtype == like.dtype and hit[1].device == like.device:
             return hit[1], hit[2]
-    buf = like.new_empty(sum(sizes))
-    views = list(buf.split(sizes))
-    if cache is not None and buf.numel() <= _BUFFER_LIMIT:
-        cache["q"] = (list(sizes), buf, views)
-    return buf, views
+        buf = like.new_empty(sum(sizes))
+        views = list(buf.split(sizes))
+        if buf.numel() <= self.BUFFER_LIMIT:
+            self.buffer = (list(sizes), buf, views)
+        return buf, views
 
 
-def _reference_adamw(param, grad, exp_avg, exp_avg_sq, step_t, *, lr, beta1, beta2, eps, weight_decay,
-                     moment_grad=None):
-    """One AdamW step on one tensor, op for op as torch's single-tensor Adam.
-
-    ``moment_grad`` (default: ``grad``) is what enters the first moment; the second moment
-    always uses ``grad``. Used by both optimizers' reference paths.
-    """
-    step_t += 1
-    if weight_decay != 0:
-        param.mul_(1 - lr * weight_decay)
-    exp_avg.lerp_(grad if moment_grad is None else moment_grad, 1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    step = step_t.item()
-    bias_correction1 = 1 - beta1**step
-    bias_correction2_sqrt = (1 - beta2**step) ** 0.5
-    denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
-    param.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
-
-
+# --------------------------------------------------------------------------------------
+# Functional core
+# --------------------------------------------------------------------------------------
 def _adamw(params, grads, exp_avgs, exp_avg_sqs, state_steps, *, foreach, fused, lr, beta1, beta2, eps,
            weight_decay) -> None:
-    """The Adam part of Eq. (1): one step of torch's functional AdamW on all tensors."""
-    if fused and not all(g.is_contiguous() for g in grads):
-        # torch 2.13's fused CPU kernel reads a non-contiguous gradient as if it were laid out
-        # like its parameter (AdamW(fused=True) gives wrong numbers then); hand it a copy.
-        grads = [g if g.is_contiguous() else g.contiguous() for g in grads]
+    """The Adam part of Eq. (1): torch's own functional AdamW (``torch.optim.adam.adam``) with
+    the same ``foreach``/``fused`` flags, so each path equals the matching torch AdamW."""
+    # Under torch.compile the for-loop and foreach kernels run in their "capturable" form (all
+    # arithmetic on tensors, the same formulas), as dynamo itself arranges for torch's Adam on
+    # GPUs; their non-capturable form mixes Python scalars and step tensors that CPU tracing refuses.
+    capturable = bool(not fused and torch.compiler.is_compiling())
+    if fused:
+        # torch 2.13's fused CPU kernel reads a gradient whose strides differ from its
+        # parameter's as if they were the same; hand it a copy laid out like the parameter.
+        grads = [g if g.stride() == p.stride() else torch.empty_like(p).copy_(g) for p, g in zip(params, grads)]
+    elif isinstance(lr, torch.Tensor) and not capturable:
+        lr = lr.item()  # torch's for-loop and foreach kernels take a tensor lr only when capturable
     _torch_adam(params, grads, exp_avgs, exp_avg_sqs, [], state_steps, foreach=foreach, fused=fused,
-                decoupled_weight_decay=True, amsgrad=False, beta1=beta1, beta2=beta2, lr=lr,
-                weight_decay=weight_decay, eps=eps, maximize=False)
+                capturable=capturable, decoupled_weight_decay=True, amsgrad=False, beta1=beta1, beta2=beta2,
+                lr=lr, weight_decay=weight_decay, eps=eps, maximize=False)
 
 
 def superpositional_adam(
@@ -220,7 +259,7 @@ def superpositional_adam(
     state_steps: list[torch.Tensor],
     counts: list[int],
     *,
-    lr: float,
+    lr: float | torch.Tensor,
     beta1: float,
     beta2: float,
     eps: float,
@@ -229,88 +268,161 @@ def superpositional_adam(
     foreach: bool | None = None,
     fused: bool | None = None,
     kind: str = "sin",
-    head_cache: dict | None = None,
+    head_cache: _HeadCache | None = None,
 ) -> None:
     """Functional Eq. (1)–(2): update ``params`` in place.
 
-    ``counts[i]`` is how many leading elements of ``params[i]`` get the perturbation (see
-    :func:`perturbed_counts`). With ``foreach`` and ``fused`` both False this runs the
-    plain per-tensor reference loop; otherwise torch's own multi-tensor or fused AdamW kernel
-    does the Adam part and the perturbation of all tensors is one batched operation.
-    ``head_cache`` (optional, kept by the optimizer between steps) holds the views of each
-    parameter's perturbed slice, revalidated against the parameter's storage every step,
-    and a buffer of n_qubits·(number of tensors) elements for Q with its split views.
-    """
-    if not foreach and not fused:
-        for p, g, m, v, s, k in zip(params, grads, exp_avgs, exp_avg_sqs, state_steps, counts):
-            q = None
-            if k and quantum_weight:
-                q = perturbation(kind, _head(p, k), _grad_head(g, k))  # Eq. (2), from θ_t (a new tensor)
-            _reference_adamw(p, g, m, v, s, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-                             weight_decay=weight_decay)
-            if q is not None:
-                _head(p, k).add_(q, alpha=-lr * quantum_weight)
-        return
+    ``counts[i]`` is how many leading elements (row-major index order) of ``params[i]`` get
+    the perturbation (see :func:`perturbed_counts`). Steps, in order:
 
+    1. Q = λ·sin(π·θ_t)·g_t on those elements (Eq. 2), from θ_t before anything moves it;
+    2. torch's functional AdamW with the same ``foreach``/``fused`` flags (Eq. 1's Adam part,
+       decoupled weight decay included);
+    3. θ_{t+1} = (result of 2) − lr·Q on the perturbed elements.
+
+    With ``foreach`` and ``fused`` both False, Q is computed tensor by tensor (the readable
+    reference); otherwise it is one batched operation over all perturbed slices.
+    ``head_cache`` (kept by the optimizer between eager steps) holds the slice views and Q's buffer.
+    """
     if not quantum_weight:
         counts = [0] * len(params)
+    scale = -lr * quantum_weight  # a number, or a 0-d tensor when lr is a tensor
+    if not foreach and not fused:
+        qs = [(p, k, perturbation(kind, read_head(p, k), read_head(g, k)).mul_(scale))
+              for p, g, k in zip(params, grads, counts) if k]
+        _adamw(params, grads, exp_avgs, exp_avg_sqs, state_steps, foreach=False, fused=False, lr=lr,
+               beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
+        for p, k, q in qs:
+            add_to_head(p, k, q)
+        return
+
     sizes = [k for k in counts if k]
     if sizes:
-        # Batched Eq. (2): gather every perturbed slice of θ_t and g_t (views: cached for θ,
-        # as_strided for g), compute Q for all of them in one buffer, and add it with one
-        # foreach call after the Adam kernel. The buffer's split views are kept between steps.
-        heads = [_cached_head(p, k, head_cache) for p, k in zip(params, counts) if k]
+        # Batched Eq. (2): gather every perturbed slice of θ_t and g_t, compute Q for all of
+        # them in one buffer, and add it after the Adam kernel (one foreach call for the
+        # contiguous parameters' slice views, index_put_ for any other layout).
+        if torch.compiler.is_compiling():
+            head_cache = None
+        perturbed = [(p, k) for p, k in zip(params, counts) if k]
+        heads = [head_cache.head(p, k) if head_cache is not None and p.is_contiguous() else read_head(p, k)
+                 for p, k in perturbed]
         theta = torch.cat(heads)
-        grad = torch.cat([_grad_head(g, k) for g, k in zip(grads, counts) if k])
-        q, q_views = _q_buffer(sizes, theta, head_cache)
-        torch.mul(perturbation(kind, theta, grad), -lr * quantum_weight, out=q)
+        grad = torch.cat([read_head(g, k) for g, k in zip(grads, counts) if k])
+        if head_cache is not None:
+            q, q_views = head_cache.q_buffer(sizes, theta)
+            torch.mul(perturbation(kind, theta, grad), scale, out=q)
+        else:
+            q = perturbation(kind, theta, grad).mul_(scale)
+            q_views = list(q.split(sizes))
     _adamw(params, grads, exp_avgs, exp_avg_sqs, state_steps, foreach=foreach, fused=fused, lr=lr, beta1=beta1,
            beta2=beta2, eps=eps, weight_decay=weight_decay)
     if sizes:
-        torch._foreach_add_(heads, q_views)
+        views = [(h, qv) for (p, _), h, qv in zip(perturbed, heads, q_views) if p.is_contiguous()]
+        if views:
+            torch._foreach_add_([h for h, _ in views], [qv for _, qv in views])
+        for (p, k), qv in zip(perturbed, q_views):
+            if not p.is_contiguous():
+                add_to_head(p, k, qv)
+
+
+def _reference_adamw(param, grad, exp_avg, exp_avg_sq, step_t, *, lr, beta1, beta2, eps, weight_decay,
+                     moment_grad=None):
+    """One AdamW step on one tensor, op for op as torch's single-tensor Adam, except that
+    ``moment_grad`` (default: ``grad``) is what enters the first moment. Used by
+    :class:`QuantumMomentAdam`, whose first moment torch's kernels cannot express."""
+    if isinstance(lr, torch.Tensor):
+        lr = lr.item()
+    step_t += 1
+    if weight_decay != 0:
+        param.mul_(1 - lr * weight_decay)
+    exp_avg.lerp_(grad if moment_grad is None else moment_grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    step = step_t if torch.compiler.is_compiling() else step_t.item()  # as torch's _get_value
+    bias_correction1 = 1 - beta1**step
+    bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+    denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+    param.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
 
 
 # --------------------------------------------------------------------------------------
 # Optimizer classes
 # --------------------------------------------------------------------------------------
+def _scalar_dtype(fused: bool) -> torch.dtype:
+    """The step counter's dtype, as torch's Adam: float32, or float64 under a float64 default
+    dtype (the fused kernels take float32 only)."""
+    return torch.float64 if not fused and torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def _new_step(value: float, p: torch.Tensor, fused: bool) -> torch.Tensor:
+    """A step counter where torch's Adam keeps it: on the parameter's device for the fused
+    kernel, on the CPU otherwise (whatever the default device, so no sync per step)."""
+    if fused:
+        return torch.tensor(value, dtype=_scalar_dtype(True), device=p.device)
+    return torch.tensor(value, dtype=_scalar_dtype(False), device="cpu")
+
+
 class _AdamFamily(Optimizer):
-    """Shared plumbing: validation of every group, lazy state, closure, sparse-grad check."""
+    """Shared plumbing, shaped like torch's Adam so that torch.compile traces it the same way:
+    ``_init_group`` (lazy state; dynamo runs it eagerly), validation of every group on every
+    step, ``__setstate__`` that fills what older or foreign (AdamW) state dicts lack."""
 
     _validate = staticmethod(_validate_adam)
+    _fused_capable = False
 
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
-        self._validate(self.param_groups[-1])
-
-    def _gather(self, group):
-        """Collect tensors that have gradients; return lists and the perturbed counts."""
-        params, grads, exp_avgs, exp_avg_sqs, steps, numels, has_grad = [], [], [], [], [], [], []
-        fused = group.get("fused")
-        state_of = self.state
+        group = self.param_groups[-1]
         for p in group["params"]:
-            numels.append(p.numel())
-            g = p.grad
-            has_grad.append(g is not None)
-            if g is None:
+            if torch.is_complex(p):
+                raise ValueError("complex parameters are not supported: sin(π·θ) needs real θ")
+        self._resolve_path(group)
+        self._validate(group)
+
+    def _resolve_path(self, group) -> None:
+        """Nothing to choose for the for-loop-only optimizers."""
+
+    def __setstate__(self, state):
+        """Load pickles and state dicts from older versions of this class or from torch's
+        AdamW: missing group keys take this optimizer's defaults; a plain-number ``step``
+        becomes a tensor where torch's Adam keeps it; AdamW-only flags that are off are
+        accepted, ones that are on are refused (see :func:`_validate_adam`)."""
+        super().__setstate__(state)
+        defaults = getattr(self, "defaults", {})
+        for group in self.param_groups:
+            for key, value in self._DEFAULTS.items():
+                group.setdefault(key, defaults.get(key, value))
+            if isinstance(group.get("betas"), list):
+                group["betas"] = tuple(group["betas"])
+            self._resolve_path(group)
+            self._validate(group)
+            fused = bool(group.get("fused"))
+            for p in group["params"]:
+                p_state = self.state.get(p, {})
+                if len(p_state) != 0 and not torch.is_tensor(p_state.get("step")):
+                    p_state["step"] = _new_step(float(p_state.get("step", 0)), p, fused)
+        self.__dict__.setdefault("_head_cache", _HeadCache())
+
+    def _init_group(self, group, params, grads, exp_avgs, exp_avg_sqs, state_steps):
+        """Collect the tensors that have gradients (lazy state, as torch's Adam)."""
+        fused = bool(group.get("fused"))
+        for p in group["params"]:
+            if p.grad is None:
                 continue
-            if g.is_sparse:
-                raise RuntimeError(
-                    f"{type(self).__name__} does not support sparse gradients; "
-                    "use dense gradients (e.g. nn.Embedding(sparse=False))"
-                )
-            state = state_of[p]
+            if p.grad.is_sparse:
+                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients; "
+                                   "use dense gradients (e.g. nn.Embedding(sparse=False))")
+            state = self.state[p]
             if len(state) == 0:
                 _refuse_sharded(p, type(self).__name__)
-                state["step"] = (torch.zeros((), dtype=torch.float32, device=p.device) if fused
-                                 else torch.tensor(0.0, dtype=torch.float32))
+                state["step"] = _new_step(0.0, p, fused)
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             params.append(p)
-            grads.append(g)
+            grads.append(p.grad)
             exp_avgs.append(state["exp_avg"])
             exp_avg_sqs.append(state["exp_avg_sq"])
-            steps.append(state["step"])
-        return params, grads, exp_avgs, exp_avg_sqs, steps, numels, has_grad
+            state_steps.append(state["step"])
+        return False  # has_complex, as torch's _init_group returns
 
     def _closure_loss(self, closure):
         if closure is None:
@@ -329,47 +441,49 @@ class SuperpositionalAdam(_AdamFamily):
     3. bias-corrected Adam moments m̂, v̂ from g;
     4. θ_{t+1} = θ′ − lr·m̂/(√v̂ + ε) − lr·quantum_weight·Q (Eq. 1).
 
-    The paper does not define which elements are "the first n_qubits": ``scope="tensor"``
-    (default) takes the first ``n_qubits`` elements of each tensor, flattened row-major;
+    **Which elements.** The paper does not define "the first n_qubits": ``scope="tensor"``
+    (default) takes the first ``n_qubits`` elements of each tensor in row-major order of its
+    index (``p[0, 0]``, ``p[0, 1]``, …), whatever its memory layout (channels_last and
+    transposed parameters pick the same entries as their contiguous copies);
     ``scope="global"`` the first ``n_qubits`` of all parameters concatenated in optimizer
-    order. "tensor" is the default because under "global" a 4-element perturbation touches
-    one corner of the first tensor and nothing else, which would make the method
-    indistinguishable from Adam; see the module docstring. ``n_qubits=None`` perturbs all.
+    order. ``n_qubits=None`` perturbs all. See the module docstring.
 
-    ``foreach`` / ``fused`` choose the path as in torch's Adam. Both False: the plain
-    reference loop. Otherwise torch's multi-tensor or fused AdamW kernel does the Adam
-    part and Eq. (2) is one batched operation. ``None`` (default) picks fused where torch
-    supports it (floating tensors on CPU or CUDA) and the reference loop elsewhere.
-    The state per parameter is the same as AdamW's: ``step``, ``exp_avg``, ``exp_avg_sq``.
-    ``perturbation`` swaps Eq. (2)'s sin(πθ)·g for an ablation control (see
-    :func:`perturbation`); the default is the paper's.
+    **Paths.** ``foreach`` / ``fused`` choose torch's AdamW kernel for steps 2–4's Adam part,
+    exactly as in :class:`torch.optim.AdamW`; Q is added after it. ``None`` (default) picks
+    fused where torch has the kernel (floating tensors on CPU or CUDA) and the for-loop
+    elsewhere. ``lr`` may be a 1-element tensor (the for-loop and foreach paths read it with
+    ``.item()``, which syncs once per step on a GPU; the fused path uses it as a tensor).
 
-    At ``quantum_weight=0`` it equals :class:`torch.optim.AdamW` to float precision.
+    **When it equals AdamW.** With ``quantum_weight=0`` or ``n_qubits=0``, each path runs
+    exactly torch's functional AdamW with the same flags, so it equals
+    ``torch.optim.AdamW(..., foreach=f, fused=u)`` with the *same* ``f``/``u`` bit for bit.
+    Against a different path (say ours fused, torch's for-loop) the two differ by float
+    rounding only (within about 1e-6 relative in float32 after tens of steps).
+
+    State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``, as AdamW's, so AdamW
+    checkpoints load (missing group keys take this optimizer's defaults) and ours load into
+    AdamW. ``perturbation`` swaps Eq. (2)'s sin(πθ)·g for an ablation control.
     """
 
     _validate = staticmethod(_validate_superpositional)
+    _DEFAULTS = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, quantum_weight=0.5, n_qubits=4,
+                     scope="tensor", foreach=None, fused=None, perturbation="sin")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  quantum_weight=0.5, n_qubits=4, scope="tensor", *, foreach=None, fused=None,
                  perturbation="sin"):
+        _check_lr(lr)  # before torch's Optimizer sees it
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
                         weight_decay=weight_decay, quantum_weight=quantum_weight, n_qubits=n_qubits,
                         scope=scope, foreach=foreach, fused=fused, perturbation=perturbation)
+        self._head_cache = _HeadCache()
         super().__init__(params, defaults)
 
-    @staticmethod
-    def _resolve_path(group):
-        """Pick fused where torch supports it, unless the user chose."""
-        if group["fused"] is None and group["foreach"] is None:
+    def _resolve_path(self, group) -> None:
+        """Pick fused where torch supports it, unless the user chose (as torch's defaults do)."""
+        if group.get("fused") is None and group.get("foreach") is None:
             ok = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in group["params"])
-            group["fused"] = ok
-            group["foreach"] = False
-        if group["fused"] and group["foreach"]:
-            raise ValueError("foreach and fused cannot both be True")
-
-    def add_param_group(self, param_group: dict) -> None:
-        super().add_param_group(param_group)
-        self._resolve_path(self.param_groups[-1])
+            group["fused"], group["foreach"] = ok, False
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -377,26 +491,21 @@ class SuperpositionalAdam(_AdamFamily):
         loss = self._closure_loss(closure)
         offset = 0  # global element offset, for scope="global"
         for group in self.param_groups:
-            params, grads, ms, vs, steps, numels, has_grad = self._gather(group)
+            self._validate(group)
+            params, grads, ms, vs, steps = [], [], [], [], []
+            self._init_group(group, params, grads, ms, vs, steps)
+            numels = [p.numel() for p in group["params"]]
             counts_all = perturbed_counts(numels, group["n_qubits"], group["scope"], offset)
             offset += sum(numels)
-            counts = [k for k, h in zip(counts_all, has_grad) if h]
             if not params:
                 continue
+            counts = [k for k, p in zip(counts_all, group["params"]) if p.grad is not None]
             beta1, beta2 = group["betas"]
             superpositional_adam(params, grads, ms, vs, steps, counts, lr=group["lr"], beta1=beta1,
                                  beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
                                  quantum_weight=group["quantum_weight"], foreach=group["foreach"],
-                                 fused=group["fused"], kind=group.get("perturbation", "sin"),
-                                 head_cache=self.__dict__.setdefault("_head_cache", {}))
+                                 fused=group["fused"], kind=group["perturbation"], head_cache=self._head_cache)
         return loss
-
-
-def _validate_moment(group: dict) -> None:
-    _validate_adam(group)
-    mw = group["moment_weight"]
-    if not _is_real_number(mw) or mw < 0:
-        raise ValueError(f"moment_weight must be a finite number >= 0, got {mw!r}")
 
 
 class QuantumMomentAdam(_AdamFamily):
@@ -410,15 +519,18 @@ class QuantumMomentAdam(_AdamFamily):
         v_t = β₂·v_{t−1} + (1 − β₂)·g_t²                      (unchanged)
 
     with μ = ``moment_weight``, and decoupled weight decay as in AdamW. At μ = 0 this is
-    exactly AdamW (and Adam when weight_decay = 0). The factor 1 + μ·sin(πθ) lies in
-    [1 − μ, 1 + μ], so for μ < 1 it never flips the gradient's sign; it only re-weights
-    the momentum, which is what separates it from the additive Eq. (1).
+    AdamW's for-loop path op for op (equal to ``AdamW(foreach=False)`` to float rounding).
+    The factor 1 + μ·sin(πθ) lies in [1 − μ, 1 + μ], so for μ < 1 it never flips the
+    gradient's sign; it only re-weights the momentum, which is what separates it from the
+    additive Eq. (1).
     """
 
     _validate = staticmethod(_validate_moment)
+    _DEFAULTS = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, moment_weight=0.5)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  moment_weight=0.5):
+        _check_lr(lr)
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
                         weight_decay=weight_decay, moment_weight=moment_weight)
         super().__init__(params, defaults)
@@ -428,7 +540,9 @@ class QuantumMomentAdam(_AdamFamily):
         """One step for every param group; returns the closure's loss if given."""
         loss = self._closure_loss(closure)
         for group in self.param_groups:
-            params, grads, ms, vs, steps, _, _ = self._gather(group)
+            self._validate(group)
+            params, grads, ms, vs, steps = [], [], [], [], []
+            self._init_group(group, params, grads, ms, vs, steps)
             beta1, beta2 = group["betas"]
             mw = group["moment_weight"]
             for p, g, m, v, s in zip(params, grads, ms, vs, steps):
