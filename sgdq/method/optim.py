@@ -229,6 +229,19 @@ class _HeadCache:
         return buf, views
 
 
+def _is_dense(t: torch.Tensor) -> bool:
+    """Whether ``t`` fills its memory without gaps or overlaps in some order of its dimensions
+    (contiguous, channels_last, transposed: yes; a strided slice such as ``x[..., 0]``: no)."""
+    if t.is_contiguous():
+        return True
+    expected = 1
+    for stride, size in sorted((st, sz) for sz, st in zip(t.shape, t.stride()) if sz != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
 # --------------------------------------------------------------------------------------
 # Functional core
 # --------------------------------------------------------------------------------------
@@ -240,6 +253,16 @@ def _adamw(params, grads, exp_avgs, exp_avg_sqs, state_steps, *, foreach, fused,
     # arithmetic on tensors, the same formulas), as dynamo itself arranges for torch's Adam on
     # GPUs; their non-capturable form mixes Python scalars and step tensors that CPU tracing refuses.
     capturable = bool(not fused and torch.compiler.is_compiling())
+    if fused and not all(_is_dense(p) for p in params):
+        # torch 2.13's fused CPU kernel gives wrong numbers for a parameter with gaps in its
+        # memory (a strided slice): those go through the for-loop kernel, the rest stay fused.
+        tensors = [params, grads, exp_avgs, exp_avg_sqs, state_steps]
+        for dense in (True, False):
+            part = [[t[i] for i in range(len(params)) if _is_dense(params[i]) == dense] for t in tensors]
+            if part[0]:
+                _adamw(*part, foreach=False, fused=dense, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                       weight_decay=weight_decay)
+        return
     if fused:
         # torch 2.13's fused CPU kernel reads a gradient whose strides differ from its
         # parameter's as if they were the same; hand it a copy laid out like the parameter.
