@@ -238,3 +238,83 @@ def test_shot_noise_in_attention_shrinks_like_one_over_sqrt_shots():
     rmse = df.groupby("shots").phi_rmse.mean()
     assert 7 < rmse[25] / rmse[2500] < 13  # √100 = 10
     assert layer.shots is None  # the layer is left as it was
+
+
+# --------------------------------------------------------------------------------------
+# SDPA, the readable reference, refusals, and a model that pickles
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("quantum", [True, False])
+@pytest.mark.parametrize("use_mask", [False, True])
+@pytest.mark.parametrize("circuit_input", ["raw", "scaled"])
+def test_sdpa_forward_equals_the_op_by_op_reference(quantum, use_mask, circuit_input):
+    """forward (torch's SDPA with Φ as the additive mask) against Eq. (3) written out, in float64:
+    values and the gradients of the input, the projections and the circuit angles."""
+    torch.manual_seed(0)
+    attn = QuantumAttention(32, 4, quantum=quantum, circuit_input=circuit_input).double()
+    x = torch.randn(3, 9, 32, dtype=torch.float64, requires_grad=True)
+    mask = None
+    if use_mask:
+        mask = torch.zeros(3, 9, dtype=torch.bool)
+        mask[1, 5:] = True
+    wrt = [x, attn.in_proj.weight, attn.out_proj.bias] + ([attn.theta, attn.phi] if quantum else [])
+    fast, slow = attn(x, mask), attn.reference_forward(x, mask)
+    torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-12)
+    for a, b in zip(torch.autograd.grad(fast.square().sum(), wrt), torch.autograd.grad(slow.square().sum(), wrt)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_a_fully_masked_row_is_refused_not_nan():
+    attn = QuantumAttention(16, 2)
+    mask = torch.zeros(2, 5, dtype=torch.bool)
+    mask[1] = True
+    with pytest.raises(ValueError, match=r"every key of batch row\(s\) \[1\]"):
+        attn(torch.randn(2, 5, 16), mask)
+    with pytest.raises(ValueError, match="key_padding_mask must be a bool tensor of shape"):
+        attn(torch.randn(2, 5, 16), torch.zeros(2, 4, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("kwargs,msg", [
+    (dict(n_qubits=0), "n_qubits must be an integer in 1..8"),
+    (dict(n_qubits=12), "n_qubits must be an integer in 1..8"),
+    (dict(n_qubits=64), "n_qubits must be an integer in 1..8"),
+    (dict(depth=0), "depth must be an integer in 1..16"),
+    (dict(n_qubits=8, depth=5), r"n_qubits·depth must be <= 32"),
+    (dict(dropout="0.1"), "dropout must be a number"),
+])
+def test_circuit_sizes_that_cannot_run_are_refused_up_front(kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        QuantumAttention(16, 2, **kwargs)
+
+
+def test_readout_refuses_angles_of_the_wrong_shape_or_size():
+    with pytest.raises(ValueError, match=r"shape \(depth, n_qubits\)"):
+        readout(torch.zeros(3), torch.zeros(2, 4), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="n_qubits must be an integer in 1..8"):
+        readout(torch.zeros(3), torch.zeros(2, 12), torch.zeros(2, 12))
+
+
+def test_an_all_padding_token_row_is_refused():
+    model = TransformerClassifier(vocab_size=20, max_len=8)
+    tokens = torch.randint(1, 20, (3, 6))
+    tokens[2] = 0
+    with pytest.raises(ValueError, match=r"token row\(s\) \[2\] are all padding"):
+        model(tokens)
+
+
+@pytest.mark.parametrize("positional", ["sinusoidal", "learned"])
+def test_classifier_pickles_saves_and_deepcopies(positional, tmp_path):
+    import copy
+    import pickle
+
+    torch.manual_seed(0)
+    model = TransformerClassifier(vocab_size=30, max_len=10, positional=positional).eval()
+    tokens = torch.randint(1, 30, (4, 7))
+    expected = model(tokens)
+    torch.save(model, tmp_path / "model.pt")
+    loaded = torch.load(tmp_path / "model.pt", weights_only=False)
+    for other in (loaded, pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        torch.testing.assert_close(other(tokens), expected, rtol=0, atol=0)
+    twin = copy.deepcopy(model)
+    if positional == "sinusoidal":
+        assert twin.pos.table.data_ptr() != model.pos.table.data_ptr()  # its own buffer, not a shared one
+        assert "pos.table" not in model.state_dict()  # a fixed function: not stored

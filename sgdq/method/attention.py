@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_choice
-from .circuit import READOUTS, readout, sample_expval_z
+from .checks import check_choice, check_int
+from .circuit import READOUTS, check_circuit_size, readout, sample_expval_z
 
 CIRCUIT_INPUTS = ("raw", "scaled")
 
@@ -52,20 +52,28 @@ class QuantumAttention(nn.Module):
 
     ``forward(x, key_padding_mask=None)`` takes x of shape (batch, seq, d_model) and returns
     the same shape. ``key_padding_mask`` (batch, seq) is True where a key is padding, as in
-    :class:`torch.nn.MultiheadAttention`. With ``quantum=False`` it is standard
-    scaled-dot-product attention with the same projections.
+    :class:`torch.nn.MultiheadAttention`; a row whose keys are all padding is refused (its
+    softmax would be 0/0). With ``quantum=False`` it is standard scaled-dot-product attention
+    with the same projections.
+
+    The forward pass is torch's ``F.scaled_dot_product_attention`` with Φ (and −∞ on padded
+    keys) as its additive ``attn_mask``: softmax(QKᵀ/√d_k + Φ)·V is exactly Eq. (3).
+    :meth:`reference_forward` writes the same thing out op by op; the tests hold the two equal.
     """
 
     def __init__(self, d_model: int, n_heads: int, n_qubits: int = 4, depth: int = 2,
                  readout: str = "amplitude", dropout: float = 0.0, *, circuit_input: str = "raw",
                  quantum: bool = True, shots: int | None = None):
         super().__init__()
+        check_int("d_model", d_model)
+        check_int("n_heads", n_heads)
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        check_circuit_size(n_qubits, depth)
         check_choice("readout", readout, READOUTS)
         check_choice("circuit_input", circuit_input, CIRCUIT_INPUTS)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
         check_shots(shots, readout)
         self.shots = shots
         self.d_model, self.n_heads, self.d_k = d_model, n_heads, d_model // n_heads
@@ -76,25 +84,48 @@ class QuantumAttention(nn.Module):
         self.theta = nn.Parameter(torch.rand(depth, n_qubits) * 2 * math.pi)
         self.phi = nn.Parameter(torch.rand(depth, n_qubits) * 2 * math.pi)
 
+    def _check_inputs(self, x, key_padding_mask):
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"x must have shape (batch, seq, {self.d_model}), got {tuple(x.shape)}")
+        if key_padding_mask is None:
+            return
+        if key_padding_mask.dtype != torch.bool or tuple(key_padding_mask.shape) != tuple(x.shape[:2]):
+            raise ValueError(f"key_padding_mask must be a bool tensor of shape {tuple(x.shape[:2])} (True = padding), "
+                             f"got {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}")
+        empty = key_padding_mask.all(dim=-1)
+        if empty.any():
+            rows = empty.nonzero().flatten().tolist()
+            raise ValueError(f"key_padding_mask marks every key of batch row(s) {rows} as padding: attention over "
+                             "no keys is undefined (a sequence needs at least one real token)")
+
     def _heads(self, x):
         b, s, _ = x.shape
         return self.in_proj(x).view(b, s, 3, self.n_heads, self.d_k).permute(2, 0, 3, 1, 4)
 
+    def _mask(self, q, k, key_padding_mask):
+        """Eq. (3)'s additive term: Φ (quantum) and −∞ on padded keys; None when there is neither."""
+        mask = None
+        if self.quantum:
+            scores = q @ k.transpose(-2, -1)
+            mask = self.circuit_term(self._circuit_input(scores))
+        if key_padding_mask is not None:
+            pad = key_padding_mask[:, None, None, :]
+            mask = ~pad if mask is None else mask.masked_fill(pad, float("-inf"))
+        return mask
+
     def _logits(self, q, k, key_padding_mask):
-        """QKᵀ/√d_k + Φ (+ −∞ on padded keys): shape (batch, heads, seq, seq)."""
+        """QKᵀ/√d_k + Φ (+ −∞ on padded keys), written out: shape (batch, heads, seq, seq)."""
         scores = q @ k.transpose(-2, -1)
         logits = scores * (1.0 / math.sqrt(self.d_k))
         if self.quantum:
-            logits = logits + self.circuit_term(self._circuit_input(scores, logits))
+            logits = logits + self.circuit_term(self._circuit_input(scores))
         if key_padding_mask is not None:
             logits = logits.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
         return logits
 
-    def _circuit_input(self, scores, logits=None):
+    def _circuit_input(self, scores):
         """What the circuit reads (``circuit_input``): QKᵀ itself, or QKᵀ/√d_k."""
-        if self.circuit_input == "raw":
-            return scores
-        return logits if logits is not None else scores * (1.0 / math.sqrt(self.d_k))
+        return scores if self.circuit_input == "raw" else scores * (1.0 / math.sqrt(self.d_k))
 
     def circuit_term(self, scores: torch.Tensor) -> torch.Tensor:
         """Φ of Eq. (4) for every score (any shape); with ``shots``, its finite-shot estimate."""
@@ -106,14 +137,21 @@ class QuantumAttention(nn.Module):
 
     def attention_weights(self, x, key_padding_mask=None):
         """The softmax weights, (batch, heads, seq, seq); for plots."""
+        self._check_inputs(x, key_padding_mask)
         q, k, _ = self._heads(x)
         return torch.softmax(self._logits(q, k, key_padding_mask), dim=-1)
 
-    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        if x.dim() != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(f"x must have shape (batch, seq, {self.d_model}), got {tuple(x.shape)}")
+    def reference_forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Eq. (3) op by op: softmax(QKᵀ/√d_k + Φ)·V, then the output projection."""
+        self._check_inputs(x, key_padding_mask)
         q, k, v = self._heads(x)
         attn = torch.softmax(self._logits(q, k, key_padding_mask), dim=-1)
         attn = F.dropout(attn, self.dropout, self.training)
-        out = (attn @ v).transpose(1, 2).reshape(x.shape)
-        return self.out_proj(out)
+        return self.out_proj((attn @ v).transpose(1, 2).reshape(x.shape))
+
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        self._check_inputs(x, key_padding_mask)
+        q, k, v = self._heads(x)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=self._mask(q, k, key_padding_mask),
+                                             dropout_p=self.dropout if self.training else 0.0)
+        return self.out_proj(out.transpose(1, 2).reshape(x.shape))

@@ -9,7 +9,9 @@ def check_choice(name: str, value, choices) -> None:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
 
 
-def check_int(name: str, value, minimum: int = 1) -> None:
-    """Refuse anything but an integer >= ``minimum``."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+def check_int(name: str, value, minimum: int = 1, maximum: int | None = None) -> None:
+    """Refuse anything but an integer >= ``minimum`` (and <= ``maximum`` when given)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum \
+            or (maximum is not None and value > maximum):
+        bounds = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
+        raise ValueError(f"{name} must be an integer {bounds}, got {value!r}")

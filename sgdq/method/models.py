@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .attention import QuantumAttention
-from .checks import check_choice
+from .checks import check_choice, check_int
 
 ATTENTIONS = ("quantum", "classical")
 POSITIONALS = ("sinusoidal", "learned")
@@ -31,6 +31,22 @@ def sinusoidal_positions(max_len: int, d_model: int) -> torch.Tensor:
     table[:, 0::2] = torch.sin(pos * freq)
     table[:, 1::2] = torch.cos(pos * freq)
     return table
+
+
+class SinusoidalPositions(nn.Module):
+    """``forward(positions)`` looks the positions up in :func:`sinusoidal_positions`'s table.
+
+    A module (not a lambda) so that the model pickles, ``torch.save(model)`` works, and
+    ``copy.deepcopy`` gives the copy its own table. The table is a non-persistent buffer:
+    it follows ``.to(device)`` but stays out of the state dict (it is a fixed function).
+    """
+
+    def __init__(self, max_len: int, d_model: int):
+        super().__init__()
+        self.register_buffer("table", sinusoidal_positions(max_len, d_model), persistent=False)
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        return self.table[positions]
 
 
 class EncoderLayer(nn.Module):
@@ -65,13 +81,17 @@ class TransformerClassifier(nn.Module):
         super().__init__()
         check_choice("attention", attention, ATTENTIONS)
         check_choice("positional", positional, POSITIONALS)
+        for name, value in (("vocab_size", vocab_size), ("n_classes", n_classes), ("max_len", max_len),
+                            ("d_model", d_model), ("n_heads", n_heads), ("d_ff", d_ff), ("n_layers", n_layers)):
+            check_int(name, value)
+        if not isinstance(pad_id, int) or not 0 <= pad_id < vocab_size:
+            raise ValueError(f"pad_id must be an integer in 0..{vocab_size - 1} (a token id), got {pad_id!r}")
         self.pad_id, self.max_len = pad_id, max_len
         self.embed = nn.Embedding(vocab_size, d_model)
         if positional == "learned":
             self.pos = nn.Embedding(max_len, d_model)
         else:
-            self.register_buffer("pos_table", sinusoidal_positions(max_len, d_model), persistent=False)
-            self.pos = lambda positions: self.pos_table[positions]
+            self.pos = SinusoidalPositions(max_len, d_model)
         self.layers = nn.ModuleList(
             EncoderLayer(d_model, n_heads, d_ff, dropout, attention == "quantum", n_qubits=n_qubits,
                          depth=depth, readout=readout, circuit_input=circuit_input, shots=shots)
@@ -86,6 +106,11 @@ class TransformerClassifier(nn.Module):
         if tokens.shape[1] > self.max_len:
             raise ValueError(f"sequence length {tokens.shape[1]} exceeds max_len={self.max_len}")
         pad = tokens == self.pad_id
+        empty = pad.all(dim=1)
+        if empty.any():
+            rows = empty.nonzero().flatten().tolist()
+            raise ValueError(f"token row(s) {rows} are all padding (pad_id={self.pad_id}): "
+                             "a sequence needs at least one real token to attend to and to pool")
         pos = torch.arange(tokens.shape[1], device=tokens.device)
         x = self.drop(self.embed(tokens) + self.pos(pos))
         for layer in self.layers:

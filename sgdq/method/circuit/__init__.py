@@ -29,13 +29,27 @@ One concern a module:
 * :mod:`.shots` — the ⟨Z⟩ readout estimated from finite shots, as a device would.
 """
 
-from .fourier import METHODS, FourierSeries, SeriesPlan, evaluate_series, fourier_series, readout, series_plan, spectrum
+from .fourier import (
+    MAX_DEPTH,
+    MAX_GATES,
+    MAX_QUBITS,
+    METHODS,
+    FourierSeries,
+    SeriesPlan,
+    check_circuit_size,
+    evaluate_series,
+    fourier_series,
+    readout,
+    series_plan,
+    spectrum,
+)
 from .qiskit_circuit import aer_statevectors, bind_circuit, build_circuit, circuit_bindings
 from .shots import class_probability_series, eigenvalue_classes, sample_expval_z
 from .statevector import READOUTS, readout_from_state, readout_weights, statevector
 
 __all__ = [
-    "METHODS", "READOUTS", "FourierSeries", "SeriesPlan", "aer_statevectors", "bind_circuit", "build_circuit",
-    "circuit_bindings", "class_probability_series", "eigenvalue_classes", "evaluate_series", "fourier_series",
-    "readout", "readout_from_state", "readout_weights", "sample_expval_z", "series_plan", "spectrum", "statevector",
+    "FourierSeries", "MAX_DEPTH", "MAX_GATES", "MAX_QUBITS", "METHODS", "READOUTS", "SeriesPlan",
+    "aer_statevectors", "bind_circuit", "build_circuit", "check_circuit_size", "circuit_bindings",
+    "class_probability_series", "eigenvalue_classes", "evaluate_series", "fourier_series", "readout",
+    "readout_from_state", "readout_weights", "sample_expval_z", "series_plan", "spectrum", "statevector",
 ]
