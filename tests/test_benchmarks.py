@@ -18,7 +18,9 @@ def test_quick_suite_prints_ratios_and_writes_its_files(tmp_path):
     ratios = re.findall(r"^ratio  (.+?)  /  (.+?):  ([0-9.e+-]+)$", out.stdout, flags=re.M)
     names = {name for name, _, _ in ratios}
     for expected in ("Fourier path, forward+backward", "torch statevector, forward+backward",
-                     "quantum, forward+backward", "SuperpositionalAdam (default, fused), step, Table II classifier",
+                     "quantum, forward+backward", "quantum, op-by-op reference, forward+backward",
+                     "SuperpositionalAdam (default, fused), step, Table II classifier",
+                     "SuperpositionalAdam (default, fused), step, 200 tensors of 64×64",
                      "state bytes per parameter, SuperpositionalAdam, Table II classifier", "epoch, SGD λ=0.5"):
         assert expected in names, out.stdout
     assert all(float(v) > 0 for _, _, v in ratios)
@@ -35,11 +37,19 @@ def test_quick_suite_prints_ratios_and_writes_its_files(tmp_path):
 def test_targets_are_judged_from_the_ratios():
     from sgdq.analysis.tables import TARGETS, targets
 
-    names = [t[1] for t in TARGETS]
-    table = pd.DataFrame({"name": names, "ratio": [2e4, 299.0, 2.4, 1.25, 1.5, 1.0, 1.06]})
-    out = targets(table)
-    assert out["met"].tolist() == [True, False, True, False, True, True, False]
-    assert targets(table.iloc[:2])["target"].tolist() == [t[0] for t in TARGETS[:2]]
+    ratio = {"Fourier path, forward+backward": 2e4, "torch statevector, forward+backward": 299.0,
+             "quantum, forward+backward": 2.0,
+             "SuperpositionalAdam (default, fused), step, SmolLM2-135M shapes": 1.05,
+             "SuperpositionalAdam (default, fused), compiled step, SmolLM2-135M shapes": 1.2,
+             "SuperpositionalAdam (default, fused), step, 200 tensors of 64×64": 1.25,
+             "SuperpositionalAdam (default, fused), step, Table II classifier": 1.6,
+             "state bytes per parameter, SuperpositionalAdam, Table II classifier": 1.0, "epoch, SGD λ=0.5": 1.06}
+    assert {t[1] for t in TARGETS} == set(ratio)
+    out = targets(pd.DataFrame({"name": list(ratio), "ratio": list(ratio.values())}))
+    assert out["met"].tolist() == [True, False, True, False, True, False, True, False, True, False]
+    assert out["target"].tolist() == [t[0] for t in TARGETS]
+    assert targets(pd.DataFrame({"name": list(ratio)[:2], "ratio": [1.0, 1.0]}))["target"].tolist() == \
+        [t[0] for t in TARGETS[:2]]
 
 
 def test_cuda_without_a_gpu_is_refused_before_any_work(tmp_path):

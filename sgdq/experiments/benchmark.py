@@ -43,8 +43,30 @@ def _tensors_with_grads(shapes, device="cpu", seed: int = 0, grad_scale: float =
 def optimizer_step_seconds(spec: OptimizerSpec, shapes, repeat: int = 20, device="cpu", seed: int = 0) -> float:
     """Median time of one ``optimizer.step()`` of ``spec`` on fresh fp32 tensors of the given
     shapes. Gradients are random and fixed, so only the step itself is timed."""
-    opt = spec.build(_tensors_with_grads(shapes, device, seed))
-    return timeit(opt.step, repeat, warmup=2, device=device)
+    return interleaved_step_seconds({"only": spec}, shapes, repeat, device, seed)["only"]
+
+
+def interleaved_step_seconds(specs: dict, shapes, repeat: int = 20, device="cpu", seed: int = 0,
+                             compiled: bool = False) -> dict[str, float]:
+    """Median seconds of one ``optimizer.step()`` per spec, the specs timed in turn within each
+    repeat (so a slow spell of the machine hits all of them alike and their ratios stay put).
+
+    ``compiled=True`` times ``torch.compile(optimizer.step)`` instead; the compilation happens
+    in the warm-up calls and is not timed (see :func:`compile_seconds`)."""
+    steps = {}
+    for name, spec in specs.items():
+        opt = spec.build(_tensors_with_grads(shapes, device, seed))
+        steps[name] = torch.compile(opt.step) if compiled else opt.step
+        for _ in range(2):
+            steps[name]()
+    synchronize(device)
+    timers = {name: torch_benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+              for name, fn in steps.items()}
+    samples = {name: [] for name in steps}
+    for _ in range(repeat):
+        for name, timer in timers.items():
+            samples[name].append(timer.timeit(1).median)
+    return {name: float(statistics.median(v)) for name, v in samples.items()}
 
 
 def optimizer_step_table(shapes_by_model: dict, specs: dict[str, OptimizerSpec], repeat: int = 20,
@@ -55,8 +77,7 @@ def optimizer_step_table(shapes_by_model: dict, specs: dict[str, OptimizerSpec],
 
     rows = []
     for model, shapes in shapes_by_model.items():
-        times = {name: optimizer_step_seconds(spec, shapes, repeat=repeat, device=device)
-                 for name, spec in specs.items()}
+        times = interleaved_step_seconds(specs, shapes, repeat, device)
         base = next(iter(times.values()))
         rows += [dict(model=model, optimizer=name, ms=round(1e3 * t, 3), ratio_to_baseline=round(t / base, 2))
                  for name, t in times.items()]
@@ -65,13 +86,16 @@ def optimizer_step_table(shapes_by_model: dict, specs: dict[str, OptimizerSpec],
 
 def attention_seconds(batch: int, seq: int, d_model: int = 64, n_heads: int = 4, repeat: int = 20,
                       device="cpu") -> dict[str, float]:
-    """Forward+backward seconds of QuantumAttention (quantum on and off) and torch's MHA."""
+    """Forward+backward seconds of QuantumAttention (on SDPA, and its op-by-op reference; quantum
+    on and off) and torch's MHA."""
     x = torch.randn(batch, seq, d_model, device=device)
     qa = QuantumAttention(d_model, n_heads).to(device)
     ca = QuantumAttention(d_model, n_heads, quantum=False).to(device)
     mha = torch.nn.MultiheadAttention(d_model, n_heads, batch_first=True).to(device)
     return {
         "quantum": timeit(lambda: qa(x).sum().backward(), repeat, device=device),
+        "quantum, op-by-op reference": timeit(lambda: qa.reference_forward(x).sum().backward(), repeat,
+                                              device=device),
         "classical (same module, Φ off)": timeit(lambda: ca(x).sum().backward(), repeat, device=device),
         "torch MultiheadAttention": timeit(lambda: mha(x, x, x, need_weights=False)[0].sum().backward(), repeat,
                                            device=device),
@@ -156,29 +180,39 @@ def attention_rows(quick: bool, repeat: int, device="cpu") -> list[dict]:
 
 
 def optimizer_rows(quick: bool, repeat: int, device="cpu") -> list[dict]:
-    """optimizer.step() and optimizer-state memory against torch's fused AdamW, at two sizes."""
+    """optimizer.step() and optimizer-state memory against torch's fused AdamW, at three sizes
+    (the Table II classifier, 200 small 64×64 tensors, SmolLM2's shapes), each spec timed in turn
+    with its baseline; outside ``quick``, also both compiled (``torch.compile(opt.step)``)."""
     import math
 
     from ..method.models import TransformerClassifier, llama_parameter_shapes
 
-    sizes = {"Table II classifier": [tuple(p.shape) for p in TransformerClassifier(vocab_size=1000).parameters()]}
+    sizes = {"Table II classifier": [tuple(p.shape) for p in TransformerClassifier(vocab_size=1000).parameters()],
+             "200 tensors of 64×64": [(64, 64)] * 200}
     if not quick:
         sizes["SmolLM2-135M shapes"] = llama_parameter_shapes()
     makers = {
         "AdamW (fused)": OptimizerSpec("AdamW", fused=True),
         "SuperpositionalAdam (default, fused)": OptimizerSpec("SGD"),
+        "SuperpositionalAdam (foreach)": OptimizerSpec("SGD", foreach=True),
         "SuperpositionalAdam (reference loop)": OptimizerSpec("SGD", foreach=False, fused=False),
     }
+    compiled = {"AdamW (fused)": makers["AdamW (fused)"],
+                "SuperpositionalAdam (default, fused)": makers["SuperpositionalAdam (default, fused)"]}
     rows = []
     for size, shapes in sizes.items():
         n = sum(math.prod(s) for s in shapes)
-        reps = repeat if n < 10**7 else max(3, repeat // 4)
-        times = {k: optimizer_step_seconds(f, shapes, repeat=reps, device=device) for k, f in makers.items()}
-        for k, v in times.items():
-            first = k == "AdamW (fused)"
-            rows.append(dict(group="optimizer", name=f"{k}, step, {size}", items=n, unit="parameters", seconds=v,
-                             baseline="" if first else f"AdamW (fused), step, {size}",
-                             ratio=float("nan") if first else v / times["AdamW (fused)"]))
+        reps = repeat if n < 10**7 else max(5, repeat // 3)
+        runs = [("", interleaved_step_seconds(makers, shapes, reps, device))]
+        if not quick:
+            runs.append((" compiled", interleaved_step_seconds(compiled, shapes, reps, device, compiled=True)))
+        for tag, times in runs:
+            base = times["AdamW (fused)"]
+            for k, v in times.items():
+                first = k == "AdamW (fused)"
+                rows.append(dict(group="optimizer", name=f"{k},{tag} step, {size}", items=n, unit="parameters",
+                                 seconds=v, baseline="" if first else f"AdamW (fused),{tag} step, {size}",
+                                 ratio=float("nan") if first else v / base))
         mem = {k: state_bytes_per_parameter(f, shapes[:4]) for k, f in list(makers.items())[:2]}
         rows.append(dict(group="optimizer", name=f"state bytes per parameter, SuperpositionalAdam, {size}",
                          items=n, unit="parameters", seconds=math.nan, baseline="AdamW (fused)",
