@@ -69,10 +69,18 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = device_slug(device) + ("-quick" if args.quick else "")
+    extra = {}
+    if args.only and (out / f"{name}.csv").exists():
+        # a partial rerun replaces only its own groups; the other rows (and their provenance) stay
+        kept = pd.read_csv(out / f"{name}.csv")
+        kept = kept[~kept["group"].isin(set(table["group"]))]
+        table = pd.concat([kept, table], ignore_index=True)
+        old = out / f"{name}.provenance.json"
+        extra = {"parts_rerun": args.only, "earlier_parts": json.loads(old.read_text()) if old.exists() else None}
     atomic_write(out / f"{name}.csv", table.to_csv(index=False, float_format="%.6g"))
     atomic_write(out / f"{name}.provenance.json", json.dumps(record(
         device, quick=args.quick, repeat=repeat, started_at=started, wall_time_s=round(time.perf_counter() - t0, 1),
-        threads=torch.get_num_threads()), indent=2) + "\n")
+        threads=torch.get_num_threads(), **extra), indent=2) + "\n")
     print(f"\nwrote {out / (name + '.csv')}")
     return 0
 

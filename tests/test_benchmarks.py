@@ -79,3 +79,26 @@ def test_quick_suite_runs_on_cuda(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "ratio  Fourier path, forward+backward" in out.stdout
     assert next(tmp_path.glob("cuda-*-quick.csv")).exists()
+
+
+def test_a_partial_rerun_keeps_the_other_groups(tmp_path):
+    """``--only attention`` replaces the attention rows and keeps every other row of the file."""
+    import json
+
+    from benchmarks.run import device_slug
+    from sgdq.experiments.config import resolve_device
+
+    name = device_slug(resolve_device("cpu")) + "-quick"
+    old = pd.DataFrame({"group": ["optimizer", "attention"], "name": ["kept row", "old attention row"],
+                        "seconds": [1.0, 2.0], "items": [1, 1], "baseline": ["", ""], "ratio": [1.0, 1.0]})
+    old.to_csv(tmp_path / f"{name}.csv", index=False)
+    (tmp_path / f"{name}.provenance.json").write_text(json.dumps({"git_commit": "earlier"}))
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--only", "attention",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = pd.read_csv(tmp_path / f"{name}.csv")
+    assert "kept row" in set(table.name) and "old attention row" not in set(table.name)
+    assert "quantum, forward+backward" in set(table.name)
+    prov = json.loads((tmp_path / f"{name}.provenance.json").read_text())
+    assert prov["parts_rerun"] == ["attention"] and prov["earlier_parts"]["git_commit"] == "earlier"
