@@ -255,3 +255,49 @@ def test_stored_results_are_read_without_the_data_or_the_model(tmp_path, monkeyp
     monkeypatch.setattr(lf, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
     metrics = lf.run_llm_experiment(lf.config_for("smoke"), tmp_path, progress=False)
     pd.testing.assert_frame_equal(metrics, pd.read_csv(committed / "metrics.csv"))
+
+
+# --------------------------------------------------------------------------------------
+# Nothing reaches the network unless a hub id was meant; a typo costs nothing stored
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["data/gsm8k_typo", "../shared/data/gsmk8", "a/b/c", "train.jsonl", "model.gguf",
+                                  "./SmolLM2"])
+def test_local_looking_names_that_do_not_exist_are_refused_at_once(name, monkeypatch):
+    from sgdq.experiments.config import local_or_hub
+
+    monkeypatch.chdir(ROOT)  # "data" exists here, so "data/…" is a local path
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        local_or_hub(name, "thing")
+
+
+def test_hub_ids_and_existing_paths_are_told_apart(monkeypatch):
+    from sgdq.experiments.config import local_or_hub
+
+    monkeypatch.chdir(ROOT)
+    assert local_or_hub("openai/gsm8k", "x") == "hub" and local_or_hub("gpt2", "x") == "hub"
+    assert local_or_hub("data", "x") == "local"
+
+
+def test_a_dataset_or_model_typo_never_calls_the_hub(monkeypatch):
+    import datasets
+    import transformers
+
+    def no_network(*a, **k):
+        raise AssertionError("the hub was called")
+    monkeypatch.setattr(datasets, "load_dataset", no_network)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", no_network)
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        gsm8k.load_gsm8k("data/gsm8k", "train")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        lf.load_model("data/Llama-3.2-1B-Instruct")  # "data" is a folder here: a path, not owner/name
+
+
+@needs_shared
+def test_force_with_a_mistyped_model_keeps_the_checkpoints(tmp_path):
+    ckpt = tmp_path / "checkpoints" / "AdamW" / "checkpoint-2"
+    ckpt.mkdir(parents=True)
+    (ckpt / "trainer_state.json").write_text("{}")
+    with pytest.raises(FileNotFoundError):
+        lf.run_llm_experiment(tiny_cfg("./no-such-model"), tmp_path, force=True, progress=False)
+    assert (ckpt / "trainer_state.json").exists()

@@ -36,6 +36,20 @@ def test_bad_values_name_the_parameter_and_the_choices(key, value, match):
         notebook.start("02_circuit", None, **{**BASE, key: value})
 
 
+@pytest.mark.parametrize("nb,key,value,match", [
+    ("01_math", "n_starts", 0, r"parameter 'n_starts' must be an integer >= 1, got 0"),
+    ("01_math", "steps", -5, r"parameter 'steps' must be an integer >= 1, got -5"),
+    ("02_circuit", "n_points", 2.5, r"parameter 'n_points' must be an integer >= 1"),
+    ("02_circuit", "n_aer", "16", r"parameter 'n_aer' must be an integer >= 1"),
+    ("03_optimizer", "seeds", 0, r"parameter 'seeds' must be an integer >= 1"),
+    ("03_optimizer", "llm_sized", "yes", r"parameter 'llm_sized' must be True or False"),
+])
+def test_knobs_are_validated_before_any_compute(nb, key, value, match):
+    knobs = {k: None for k in notebook.KNOBS[nb]}
+    with pytest.raises(ValueError, match=match):
+        notebook.start(nb, None, **{**BASE, **knobs, key: value})
+
+
 def test_notebook_choices_are_enforced():
     with pytest.raises(ValueError, match=r"'readout' must be one of \('a', 'b'\), got 'c'"):
         notebook.start("04_quantum_attention", None, choices=dict(readout=("a", "b")), readout="c", **BASE)

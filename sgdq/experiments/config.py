@@ -8,6 +8,7 @@ shared is here, together with the device and seed helpers the experiments use.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -20,6 +21,27 @@ from .store import results_dir
 
 PROFILES = ("smoke", "cpu", "paper")  # smoke: CI, seconds; cpu: what the book shows; paper: a GPU
 DEVICES = ("auto", "cpu", "cuda")
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+def local_or_hub(name, what: str) -> str:
+    """``"local"`` if ``name`` is an existing path, ``"hub"`` if it can only be a hub id
+    (``name`` or ``owner/name``); a name that looks like a path but does not exist (a typo of
+    a relative path, a file suffix, more than one slash, a first folder that exists here) is
+    refused at once, so nothing reaches the network unless a hub id was meant."""
+    text = str(name)
+    path = Path(text).expanduser()
+    if path.exists():
+        return "local"
+    first = Path(text).parts[0] if Path(text).parts else ""
+    pathlike = (not _HUB_ID.match(text) or text.endswith((".jsonl", ".json", ".gguf", ".safetensors"))
+                or (("/" in text) and Path(first).is_dir()))
+    if pathlike:
+        raise FileNotFoundError(f"{what} {text!r} does not exist (resolved to {path.resolve()}); a local path must "
+                                "exist, and a hub id has the form 'name' or 'owner/name'")
+    return "hub"
 
 
 def resolve_device(device: str) -> torch.device:

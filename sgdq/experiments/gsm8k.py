@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import local_or_hub
+
 FINAL = re.compile(r"####\s*(-?[\d,]*\.?\d+)\s*$")
 NUMBER = re.compile(r"-?[\d,]*\.?\d+")
 
@@ -95,9 +97,7 @@ def load_gsm8k(source: str | Path, split: str = "train", config: str = "main") -
         return read_jsonl(file)
     if path.is_file():
         return read_jsonl(path)
-    if str(source).startswith((".", "/", "~")) or str(source).endswith(".jsonl"):
-        raise FileNotFoundError(f"no GSM8K data at {source}: pass a directory with train.jsonl/test.jsonl, "
-                                "a .jsonl file, or a hub id such as 'openai/gsm8k'")
+    local_or_hub(source, "GSM8K data (a directory with train.jsonl/test.jsonl, a .jsonl file, or a hub id)")
     try:
         import datasets
 

