@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+STAGING = ROOT / "_build" / "staging"
 sys.path.insert(0, str(ROOT))
 
-from sgdq.experiments.config import DEVICES, PROFILES  # noqa: E402
+from sgdq.experiments.config import DEVICES, PROFILES, resolve_device  # noqa: E402
 from sgdq.experiments.provenance import git_commit, now, versions  # noqa: E402
+from sgdq.experiments.store import atomic_write  # noqa: E402
 
 
 def notebooks() -> list[str]:
@@ -47,26 +51,39 @@ def provenance_of(path: Path) -> dict:
 
 
 def execute(name: str, profile: str, device: str, out_dir: Path) -> dict:
+    """Execute one notebook into a staging folder; it replaces ``out_dir/<name>.ipynb`` only if
+    it ran to the end, so a failed run never overwrites a good executed chapter (the failed copy
+    stays in ``_build/staging/`` for reading)."""
     import papermill as pm
 
     src = ROOT / "notebooks" / f"{name}.ipynb"
     subprocess.run([sys.executable, "-m", "jupytext", "--sync", "--quiet", str(ROOT / "notebooks" / f"{name}.md")],
                    check=True)
+    STAGING.mkdir(parents=True, exist_ok=True)
+    staged = STAGING / f"{out_dir.name}-{name}.ipynb"
     dst = out_dir / f"{name}.ipynb"
     t0 = time.perf_counter()
     error = None
     try:
-        pm.execute_notebook(str(src), str(dst), parameters=dict(profile=profile, device=device), kernel_name="python3",
-                            cwd=str(ROOT), progress_bar=sys.stderr.isatty())
+        pm.execute_notebook(str(src), str(staged), parameters=dict(profile=profile, device=device),
+                            kernel_name="python3", cwd=str(ROOT), progress_bar=sys.stderr.isatty())
     except Exception as exc:  # papermill still writes the notebook, with the error in it
         error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
     seconds = round(time.perf_counter() - t0, 1)
-    prov = provenance_of(dst) if dst.exists() else {}
+    prov = provenance_of(staged) if staged.exists() else {}
+    if error is None:
+        if dst.exists():
+            shutil.copymode(dst, staged)
+        os.replace(staged, dst)
     status = dict(notebook=name, profile=profile, device=prov.get("device", device), seconds=seconds,
                   success=error is None, error=error, git_commit=prov.get("git_commit"),
                   finished_at=now())
+    if error is not None:
+        status["kept_previous"] = dst.exists()
+        status["failed_copy"] = str(staged)
     print(f"{name:28s} {'ok    ' if error is None else 'FAILED'} {seconds:7.1f} s  {status['device']}"
-          + (f"\n    {error}" if error else ""), flush=True)
+          + (f"\n    {error}\n    the previous {dst.name} is kept; the failed run is {staged}" if error else ""),
+          flush=True)
     return status
 
 
@@ -104,6 +121,10 @@ def main(argv=None) -> int:
         ap.error(f"--profile must be one of {PROFILES}, got {args.profile!r}")
     if args.device not in DEVICES:
         ap.error(f"--device must be one of {DEVICES}, got {args.device!r}")
+    try:
+        resolve_device(args.device)  # refuse a device this machine lacks before anything runs or is replaced
+    except (ValueError, RuntimeError) as exc:
+        ap.error(str(exc))
     names = notebooks()
     unknown = sorted(set(args.only or []) - set(names))
     if unknown:
@@ -117,7 +138,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     for name in args.only or names:
         results[name] = execute(name, args.profile, args.device, out_dir)
-    status_file.write_text(json.dumps(dict(
+    atomic_write(status_file, json.dumps(dict(
         notebooks=[results[n] for n in names if n in results], git_commit=git_commit(), versions=versions(),
         finished_at=now()), indent=2) + "\n")
     print(f"executed {len(args.only or names)} notebook(s) in {time.perf_counter() - t0:.1f} s")
