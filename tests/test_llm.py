@@ -301,3 +301,50 @@ def test_force_with_a_mistyped_model_keeps_the_checkpoints(tmp_path):
     with pytest.raises(FileNotFoundError):
         lf.run_llm_experiment(tiny_cfg("./no-such-model"), tmp_path, force=True, progress=False)
     assert (ckpt / "trainer_state.json").exists()
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("max_steps", -3, "max_steps must be an integer >= 1"), ("max_steps", 0, "max_steps must be an integer >= 1"),
+    ("lr", -2e-5, "lr must be a finite number > 0"), ("lr", float("nan"), "lr must be a finite number > 0"),
+    ("sgd_n_qubits", -1, "sgd_n_qubits must be an integer >= 0"), ("weight_decay", -0.1, "weight_decay"),
+    ("betas", (0.9, 1.0), "betas must be a pair"), ("warmup_steps", -1, "warmup_steps"),
+    ("grad_clip", 0, "grad_clip must be a finite number > 0"), ("answer_only_loss", "yes", "answer_only_loss"),
+])
+def test_llm_config_refuses_bad_values_before_any_model_loads(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        lf.config_for("smoke", **{field: value})
+
+
+def _checkpoint(folder, complete=True, state="{}"):
+    folder.mkdir(parents=True)
+    for name in (lf.CHECKPOINT_FILES if complete else lf.CHECKPOINT_FILES[1:]):
+        (folder / name).write_text(state if name == "trainer_state.json" else "x")
+    (folder / "model.safetensors").write_text("x")
+
+
+def test_an_incomplete_checkpoint_is_skipped_for_the_last_complete_one(tmp_path, capsys):
+    _checkpoint(tmp_path / "checkpoint-2")
+    _checkpoint(tmp_path / "checkpoint-4", complete=False)  # killed before trainer_state.json
+    _checkpoint(tmp_path / "checkpoint-6", state="{trunc")  # killed while writing it
+    (tmp_path / "checkpoint-8").mkdir()  # killed right after creating the folder
+    assert lf.last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-2"
+    assert capsys.readouterr().err.count("skipping incomplete checkpoint") == 3
+    assert lf.last_complete_checkpoint(tmp_path / "none") is None
+
+
+def test_a_bad_save_final_path_is_refused_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="save_final=.* cannot be created"):
+        lf.run_llm_experiment(tiny_cfg("embedded"), tmp_path / "out", save_final=blocker / "sub", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+@needs_shared
+def test_a_nan_loss_stops_the_llm_run_and_stores_nothing(tmp_path, tiny_model):
+    from sgdq.experiments.guards import NonFiniteError
+
+    cfg = tiny_cfg(tiny_model, lr=1e30, optimizers=("AdamW",))  # diverges: the loss turns NaN
+    with pytest.raises(NonFiniteError, match=r"optimizer 'AdamW', seed 0, step \d+"):
+        lf.run_llm_experiment(cfg, tmp_path, progress=False)
+    assert not (tmp_path / "metrics.csv").exists()

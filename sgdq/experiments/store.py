@@ -18,8 +18,10 @@ import json
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .provenance import ROOT
@@ -54,6 +56,36 @@ def _umask() -> int:
     return mask
 
 
+@dataclass(frozen=True)
+class TableSchema:
+    """What a results table must hold: ``columns`` present, ``numeric`` columns finite numbers in
+    every row, no two rows with the same ``keys``. Checked on every read and every write, so a
+    corrupt or hand-edited file is refused with its name, and a NaN is never stored as a result."""
+
+    columns: tuple[str, ...] = ()
+    numeric: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
+
+    def validate(self, frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {missing}; expected at least {list(self.columns)}")
+        for col in self.numeric:
+            values = pd.to_numeric(frame[col], errors="coerce")
+            bad = ~np.isfinite(values.to_numpy(dtype=float))
+            if bad.any():
+                rows = (np.flatnonzero(bad) + 2).tolist()[:5]  # + 2: the header line, 1-based lines
+                raise ValueError(f"{path}: column {col!r} must hold finite numbers; line(s) {rows} hold "
+                                 f"{frame[col][bad].tolist()[:5]}")
+            frame[col] = values
+        if self.keys and len(frame):
+            dup = frame.duplicated(list(self.keys), keep=False)
+            if dup.any():
+                first = frame.loc[dup, list(self.keys)].iloc[0].to_dict()
+                raise ValueError(f"{path}: {int(dup.sum())} rows repeat the same {list(self.keys)} (e.g. {first})")
+        return frame
+
+
 class ResultsStore:
     """One results folder: ``<dir>/<name>.csv`` tables and ``<dir>/provenance.json``."""
 
@@ -65,13 +97,31 @@ class ResultsStore:
         return self.dir / "provenance.json"
 
     def provenance(self) -> dict | None:
-        """The stored provenance, or None."""
-        return json.loads(self.provenance_path.read_text()) if self.provenance_path.exists() else None
+        """The stored provenance, or None; a file that is not a JSON object is refused by name."""
+        if not self.provenance_path.exists():
+            return None
+        try:
+            prov = json.loads(self.provenance_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{self.provenance_path} is not valid JSON ({exc}); restore it from git or rerun "
+                             "with force=True") from None
+        if not isinstance(prov, dict):
+            raise ValueError(f"{self.provenance_path} must hold a JSON object, got {type(prov).__name__}")
+        return prov
 
-    def load(self, name: str = "metrics", columns=()) -> pd.DataFrame:
-        """``<name>.csv``, or an empty frame with ``columns`` where none is stored."""
+    def load(self, name: str = "metrics", columns=(), schema: TableSchema | None = None) -> pd.DataFrame:
+        """``<name>.csv`` checked against ``schema``, or an empty frame with ``columns`` (or the
+        schema's) where none is stored. An unreadable file is refused with its name."""
         path = self.dir / f"{name}.csv"
-        return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=list(columns))
+        columns = list(columns or (schema.columns if schema else ()))
+        if not path.exists():
+            return pd.DataFrame(columns=columns)
+        try:
+            frame = pd.read_csv(path)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path} cannot be read as a CSV table ({type(exc).__name__}: {exc}); restore it "
+                             "from git or rerun with force=True") from None
+        return (schema or TableSchema(tuple(columns))).validate(frame, path)
 
     def check(self, key: dict, defaults: dict | None = None) -> None:
         """Refuse (ValueError naming the folder and the differing fields) when the stored results
@@ -97,8 +147,13 @@ class ResultsStore:
         return prev.get("earlier_runs", []) + [
             {k: prev.get(k) for k in ("git_commit", "device", "started_at", "finished_at")}]
 
-    def write(self, tables: dict[str, pd.DataFrame], provenance: dict) -> None:
-        """Write every table (``name -> frame``), then the provenance, each atomically."""
+    def write(self, tables: dict[str, pd.DataFrame], provenance: dict,
+              schemas: dict[str, TableSchema] | None = None) -> None:
+        """Check every table against its schema (before anything is written), then write every
+        table (``name -> frame``) and the provenance, each atomically."""
+        for name, frame in tables.items():
+            if schemas and name in schemas:
+                schemas[name].validate(frame.copy(), self.dir / f"{name}.csv")
         for name, frame in tables.items():
             atomic_write(self.dir / f"{name}.csv", frame.to_csv(index=False, float_format="%.6g"))
         atomic_write(self.provenance_path, json.dumps(provenance, indent=2, default=str) + "\n")

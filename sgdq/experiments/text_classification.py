@@ -32,13 +32,15 @@ from ..method.models import ATTENTIONS, TransformerClassifier
 from ..method.optim import PERTURBATIONS, SCOPES
 from . import synthetic
 from .config import ExperimentConfig, synchronize
+from .guards import check_finite_step
 from .provenance import now, record
 from .spec import OptimizerSpec
-from .store import ResultsStore
+from .store import ResultsStore, TableSchema
 
 # The four optimizers of Sec. IV-B, by the labels the book uses.
 OPTIMIZERS = ("Adam", "Quantum-inspired moment", "SGD λ=0.1", "SGD λ=0.5")
 COLUMNS = ["optimizer", "seed", "epoch", "train_loss", "test_accuracy", "epoch_seconds", "step_seconds"]
+METRICS = TableSchema(tuple(COLUMNS), numeric=tuple(COLUMNS[1:]), keys=("optimizer", "seed", "epoch"))
 
 
 @dataclass
@@ -142,6 +144,8 @@ def train_one(cfg: Config, optimizer: str, seed: int, data=None) -> list[dict]:
     opt = cfg.build_optimizer(optimizer, model.parameters())
     order = torch.Generator().manual_seed(seed)  # same batch order for every optimizer
     rows = []
+    params = list(model.parameters())
+    step = 0
     for epoch in range(1, cfg.epochs + 1):
         synchronize(device)
         t0 = time.perf_counter()
@@ -153,7 +157,10 @@ def train_one(cfg: Config, optimizer: str, seed: int, data=None) -> list[dict]:
             x, y = train.tokens[idx].to(device), train.labels[idx].to(device)
             opt.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(x), y)
+            step += 1
+            check_finite_step(loss, None, optimizer=optimizer, seed=seed, step=step, stage="loss")
             loss.backward()
+            check_finite_step(None, params, optimizer=optimizer, seed=seed, step=step, stage="gradients")
             synchronize(device)
             s0 = time.perf_counter()
             opt.step()
@@ -161,6 +168,7 @@ def train_one(cfg: Config, optimizer: str, seed: int, data=None) -> list[dict]:
             step_time += time.perf_counter() - s0
             total += loss.item() * len(idx)
             seen += len(idx)
+        check_finite_step(None, params, optimizer=optimizer, seed=seed, step=step, stage="parameters")
         synchronize(device)
         epoch_seconds = time.perf_counter() - t0
         rows.append(dict(optimizer=optimizer, seed=seed, epoch=epoch, train_loss=total / seen,
@@ -170,7 +178,7 @@ def train_one(cfg: Config, optimizer: str, seed: int, data=None) -> list[dict]:
 
 
 def load_metrics(out_dir: Path) -> pd.DataFrame:
-    return ResultsStore(out_dir).load("metrics", COLUMNS)
+    return ResultsStore(out_dir).load("metrics", schema=METRICS)
 
 
 def _sorted(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -190,7 +198,7 @@ def run_experiment(cfg: Config, out_dir: Path | None = None, force: bool = False
 
     cfg.validate()
     store = ResultsStore(out_dir if out_dir is not None else cfg.results_dir())
-    old = store.load("metrics", COLUMNS) if not force else pd.DataFrame(columns=COLUMNS)
+    old = store.load("metrics", schema=METRICS) if not force else pd.DataFrame(columns=COLUMNS)
     if len(old):
         store.check(cfg.key(), defaults=Config().key())
     done = {(o, int(s)) for (o, s), g in old.groupby(["optimizer", "seed"]) if g.epoch.max() >= cfg.epochs} \
@@ -210,8 +218,8 @@ def run_experiment(cfg: Config, out_dir: Path | None = None, force: bool = False
         for optimizer, seed in bar:
             bar.set_postfix_str(f"{optimizer}, seed {seed}")
             frames.append(pd.DataFrame(train_one(cfg, optimizer, seed, data)))
-            store.write({"metrics": pd.concat(frames, ignore_index=True)[COLUMNS]}, prov)
+            store.write({"metrics": pd.concat(frames, ignore_index=True)[COLUMNS]}, prov, {"metrics": METRICS})
         metrics = _sorted(pd.concat(frames, ignore_index=True)[COLUMNS] if frames else old)
         prov["finished_at"] = now()
-        store.write({"metrics": metrics}, prov)
+        store.write({"metrics": metrics}, prov, {"metrics": METRICS})
     return metrics
