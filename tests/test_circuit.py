@@ -301,3 +301,13 @@ def test_shots_must_be_a_positive_integer():
     for bad in (0, -3, 2.5, True, None):
         with pytest.raises(ValueError, match="shots must be an integer >= 1"):
             sample_expval_z(torch.zeros(3), theta, phi, bad)
+
+
+def test_aer_with_no_scores_returns_empty_instead_of_crashing():
+    """qiskit-aer kills the process on a run with zero parameter binds; we return an empty batch."""
+    from sgdq.method.circuit import aer_statevectors
+
+    out = aer_statevectors(torch.zeros(0), torch.rand(2, 4), torch.rand(2, 4))
+    assert out.shape == (0, 16) and out.dtype == torch.complex128
+    with pytest.raises(ValueError, match="finite"):
+        aer_statevectors(torch.tensor([0.1, float("nan")]), torch.rand(2, 4), torch.rand(2, 4))

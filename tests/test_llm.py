@@ -28,7 +28,15 @@ def test_real_gsm8k_loads_from_a_directory_and_a_file():
     train, test = gsm8k.load_gsm8k(SHARED, "train"), gsm8k.load_gsm8k(SHARED, "test")
     assert (len(train), len(test)) == (7473, 1319)
     assert gsm8k.final_number(train[0]["answer"]) == "72"
-    assert gsm8k.load_gsm8k(SHARED / "test.jsonl") == test
+    assert gsm8k.load_gsm8k(SHARED / "test.jsonl", "test") == test
+    assert gsm8k.load_gsm8k(SHARED / "train.jsonl", "train") == train
+
+
+@needs_shared
+@pytest.mark.parametrize("name,split", [("test.jsonl", "train"), ("train.jsonl", "test")])
+def test_a_single_file_never_serves_both_splits(name, split):
+    with pytest.raises(ValueError, match=f"cannot serve as the {split} split"):
+        gsm8k.load_gsm8k(SHARED / name, split)
 
 
 def write(tmp_path, text, name="bad.jsonl"):

@@ -96,6 +96,12 @@ def load_gsm8k(source: str | Path, split: str = "train", config: str = "main") -
             raise FileNotFoundError(f"{path} has no {split}.jsonl; a GSM8K directory holds train.jsonl and test.jsonl")
         return read_jsonl(file)
     if path.is_file():
+        # one file is one split: a file named for the other split, or an unnamed file asked for
+        # the test split, would silently evaluate on the training data (or train on the test set)
+        other = "test" if split == "train" else "train"
+        if path.name.startswith(other) or (split == "test" and not path.name.startswith("test")):
+            raise ValueError(f"{path} is a single file, which cannot serve as the {split} split too (the same problems "
+                             "would be trained on and evaluated); pass a directory holding train.jsonl and test.jsonl")
         return read_jsonl(path)
     local_or_hub(source, "GSM8K data (a directory with train.jsonl/test.jsonl, a .jsonl file, or a hub id)")
     try:

@@ -30,13 +30,9 @@ One concern a module:
 """
 
 from .fourier import (
-    MAX_DEPTH,
-    MAX_GATES,
-    MAX_QUBITS,
     METHODS,
     FourierSeries,
     SeriesPlan,
-    check_circuit_size,
     evaluate_series,
     fourier_series,
     readout,
@@ -45,7 +41,16 @@ from .fourier import (
 )
 from .qiskit_circuit import aer_statevectors, bind_circuit, build_circuit, circuit_bindings
 from .shots import class_probability_series, eigenvalue_classes, sample_expval_z
-from .statevector import READOUTS, readout_from_state, readout_weights, statevector
+from .statevector import (
+    MAX_DEPTH,
+    MAX_GATES,
+    MAX_QUBITS,
+    READOUTS,
+    check_circuit_size,
+    readout_from_state,
+    readout_weights,
+    statevector,
+)
 
 __all__ = [
     "FourierSeries", "MAX_DEPTH", "MAX_GATES", "MAX_QUBITS", "METHODS", "READOUTS", "SeriesPlan",

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..checks import check_int
 from .statevector import (
     _bits,
     _cnot_permutation,
@@ -350,20 +349,6 @@ def evaluate_series(x: torch.Tensor, series: FourierSeries) -> torch.Tensor:
 
 
 METHODS = ("fourier", "statevector")
-MAX_QUBITS, MAX_DEPTH, MAX_GATES = 8, 16, 32  # n·depth = 32 at n = 8 builds a plan of about 3 GB
-
-
-def check_circuit_size(n_qubits, depth) -> None:
-    """Refuse a circuit this module cannot hold in memory (or that is empty), naming the limit.
-
-    The exact series of Φ has 2·n·depth + 1 frequencies and a plan of 2**n-sized matrices
-    per frequency: n = 8, depth = 4 needs about 3 GB; n = 10, depth = 2 about 6 GB.
-    """
-    check_int("n_qubits", n_qubits, 1, MAX_QUBITS)
-    check_int("depth", depth, 1, MAX_DEPTH)
-    if n_qubits * depth > MAX_GATES:
-        raise ValueError(f"n_qubits·depth must be <= {MAX_GATES} (memory of the exact series), "
-                         f"got {n_qubits}·{depth} = {n_qubits * depth}")
 
 
 def readout(
@@ -379,10 +364,7 @@ def readout(
     simulates each score's circuit (the reference; O(2**n) memory per score).
     """
     check_readout(kind)
-    if theta.dim() != 2 or theta.shape != phi.shape:
-        raise ValueError(f"theta and phi must both have shape (depth, n_qubits), got {tuple(theta.shape)} "
-                         f"and {tuple(phi.shape)}")
-    check_circuit_size(theta.shape[1], theta.shape[0])
+    check_angles(theta, phi)
     if method == "statevector":
         return readout_from_state(statevector(x, theta, phi), kind)
     if method != "fourier":

@@ -3,9 +3,11 @@ are checked against (tests, ``notebooks/02_circuit``) and the baseline of the be
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from .statevector import check_sizes
+from .statevector import check_circuit_size
 
 
 def build_circuit(n_qubits: int = 4, depth: int = 2):
@@ -18,7 +20,7 @@ def build_circuit(n_qubits: int = 4, depth: int = 2):
     from qiskit import QuantumCircuit
     from qiskit.circuit import Parameter, ParameterVector
 
-    check_sizes(n_qubits, depth)
+    check_circuit_size(n_qubits, depth)
     x = Parameter("x")
     theta = ParameterVector("θ", depth * n_qubits)
     phi = ParameterVector("φ", depth * n_qubits)
@@ -62,11 +64,16 @@ def aer_statevectors(xs, theta, phi) -> torch.Tensor:
     from qiskit_aer import AerSimulator
 
     theta, phi = torch.as_tensor(theta), torch.as_tensor(phi)
+    check_circuit_size(theta.shape[1], theta.shape[0])
+    xs = [float(x) for x in torch.as_tensor(xs).reshape(-1)]
+    if not xs:  # qiskit-aer crashes the process on a run with zero parameter binds
+        return torch.zeros(0, 2 ** theta.shape[1], dtype=torch.complex128)
+    if not all(math.isfinite(x) for x in xs):
+        raise ValueError("aer_statevectors: every score must be finite")
     qc = build_circuit(theta.shape[1], theta.shape[0])
     qc.save_statevector()
     sim = AerSimulator(method="statevector")
     tqc = transpile(qc, sim)
-    xs = [float(x) for x in torch.as_tensor(xs).reshape(-1)]
     one = circuit_bindings(tqc, 0.0, theta, phi)
     binds = {p: (xs if p.name == "x" else [v] * len(xs)) for p, v in one.items()}
     result = sim.run(tqc, parameter_binds=[binds]).result()

@@ -7,14 +7,26 @@ import math
 
 import torch
 
+from ..checks import check_int
+
 READOUTS = ("amplitude", "probability", "expval_z")
 
 
-def check_sizes(n_qubits, depth):
-    if not isinstance(n_qubits, int) or isinstance(n_qubits, bool) or n_qubits < 1:
-        raise ValueError(f"n_qubits must be an integer >= 1, got {n_qubits!r}")
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+MAX_QUBITS, MAX_DEPTH, MAX_GATES = 8, 16, 32  # n·depth = 32 at n = 8: an exact series plan of about 3 GB
+
+
+def check_circuit_size(n_qubits, depth) -> None:
+    """Refuse a circuit this package cannot hold in memory (or that is empty), naming the limit.
+
+    The exact series of Φ (:mod:`.fourier`) has 2·n·depth + 1 frequencies and a plan of
+    2**n-sized matrices per frequency: n = 8, depth = 4 needs about 3 GB; n = 10, depth = 2
+    about 6 GB. The same limits hold for every path, so all of them accept the same circuits.
+    """
+    check_int("n_qubits", n_qubits, 1, MAX_QUBITS)
+    check_int("depth", depth, 1, MAX_DEPTH)
+    if n_qubits * depth > MAX_GATES:
+        raise ValueError(f"n_qubits·depth must be <= {MAX_GATES} (memory of the exact series), "
+                         f"got {n_qubits}·{depth} = {n_qubits * depth}")
 
 
 def check_readout(kind):
@@ -28,6 +40,7 @@ def check_angles(theta, phi):
             "theta and phi must both have shape (depth, n_qubits); "
             f"got {tuple(theta.shape)} and {tuple(phi.shape)}"
         )
+    check_circuit_size(theta.shape[1], theta.shape[0])
     return theta.shape
 
 
