@@ -4,7 +4,7 @@ export PYTHON := $(PY)
 
 .PHONY: install book nbval-refresh lint test bench clean
 
-.stamp-install: pyproject.toml scripts/install.sh
+.stamp-install: pyproject.toml scripts/install.sh requirements-lock.txt
 	bash scripts/install.sh
 	touch $@
 

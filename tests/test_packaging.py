@@ -68,3 +68,47 @@ def test_top_level_layout():
     for path in ["book", "notebooks", "sgdq", "data", "tests", "benchmarks", "environment.yml", "_config.yml",
                  "_toc.yml", "README.md", ".ci/run"]:
         assert (ROOT / path).exists(), path
+
+
+def _lock():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import lock
+    finally:
+        sys.path.pop(0)
+    return lock
+
+
+def test_the_lock_pins_every_declared_package_within_its_range():
+    """requirements-lock.txt pins (==) every package pyproject.toml and environment.yml name
+    (torch aside), and each pin satisfies both files' ranges: the three stay consistent."""
+    from packaging.specifiers import SpecifierSet
+
+    pins = _lock().read()
+    for name, spec in {**conda_requirements(), **pyproject_requirements()}.items():
+        if name == "torch":
+            continue
+        assert name in pins, f"{name} is not in requirements-lock.txt (run python scripts/lock.py)"
+        assert pins[name] in SpecifierSet(spec), f"{name}=={pins[name]} is outside {spec!r}"
+    assert "torch" not in pins
+
+
+def test_install_and_ci_use_the_lock():
+    assert "-c requirements-lock.txt" in (ROOT / "scripts" / "install.sh").read_text()
+    assert "requirements-lock.txt" in (ROOT / "Makefile").read_text()
+
+
+def test_the_lock_check_detects_drift(tmp_path, monkeypatch, capsys):
+    lock = _lock()
+    pins = lock.read()
+    name = next(iter(pins))
+    drifted = tmp_path / "requirements-lock.txt"
+    drifted.write_text(lock.render({**pins, name: "0.0.0"}))
+    monkeypatch.setattr(lock, "LOCK", drifted)
+    installed = lock.closure()
+    if installed.get(name) != pins[name]:
+        import pytest
+
+        pytest.skip("this environment already differs from the lock")
+    assert lock.main(["--check"]) == 1
+    assert f"{name}: locked 0.0.0" in capsys.readouterr().out
