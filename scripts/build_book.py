@@ -26,7 +26,7 @@ STAGING = ROOT / "_build" / "staging"
 sys.path.insert(0, str(ROOT))
 
 from sgdq.experiments.config import DEVICES, PROFILES, resolve_device  # noqa: E402
-from sgdq.experiments.provenance import git_commit, now, versions  # noqa: E402
+from sgdq.experiments.provenance import code_fingerprint, git_commit, now, stale_results, versions  # noqa: E402
 from sgdq.experiments.store import atomic_write  # noqa: E402
 
 
@@ -103,6 +103,16 @@ def write_status_page(status_file: Path, page: Path) -> None:
         link = f"[{s['notebook']}](chapters/{s['notebook']}.ipynb)"
         lines.append(f"| {link} | {s['profile']} | {s['device']} | {s['seconds']:.1f} | "
                      f"{'✅ passed' if s['success'] else '❌ failed: ' + (s['error'] or '')} |")
+    stale = stale_results()
+    lines += ["", "## Stored results and the code that made them", "",
+              f"The code that produces results (`sgdq/method`, `sgdq/experiments`) has fingerprint "
+              f"`{code_fingerprint()}` now. "
+              + ("Every stored result carries that fingerprint." if not stale else
+                 f"{len(stale)} stored result file(s) were written by other code (or before fingerprints existed) "
+                 "and should be regenerated before their numbers are trusted:"), ""]
+    if stale:
+        lines += ["| results file | written at commit | status |", "|---|---|---|"]
+        lines += [f"| `{r['path']}` | `{r['commit']}` | {r['status']} |" for r in stale]
     lines += ["", f"Built from commit `{data['git_commit']}`, finished {data['finished_at']}.", "",
               "## Package versions", "", "| package | version |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in data["versions"].items()]

@@ -187,3 +187,36 @@ def test_a_scorecard_from_smoke_results_says_so_on_the_page():
     cpu = scorecard.markdown(pd.DataFrame([dict(row, profile="cpu")], columns=scorecard.COLUMNS))
     assert "**Warning:** no `cpu` or `paper` results of text classification" in smoke
     assert "Warning" not in cpu
+
+
+def test_stale_results_are_flagged_when_their_code_changes(tmp_path):
+    import json
+
+    from sgdq.experiments import provenance
+
+    (tmp_path / "sgdq" / "method").mkdir(parents=True)
+    (tmp_path / "sgdq" / "experiments").mkdir(parents=True)
+    code = tmp_path / "sgdq" / "method" / "optim.py"
+    code.write_text("x = 1\n")
+    results = tmp_path / "data" / "results" / "exp" / "cpu"
+    results.mkdir(parents=True)
+    (results / "provenance.json").write_text(json.dumps({"code_fingerprint": provenance.code_fingerprint(tmp_path),
+                                                         "git_commit": "abc"}))
+    (results.parent / "old").mkdir()
+    (results.parent / "old" / "provenance.json").write_text(json.dumps({"git_commit": "older"}))
+    assert [r["status"] for r in provenance.stale_results(tmp_path)] == ["no fingerprint (older than fingerprints)"]
+    code.write_text("x = 2\n")  # the code changes: the first results are now stale too
+    assert sorted(r["status"] for r in provenance.stale_results(tmp_path)) == [
+        "code changed since", "no fingerprint (older than fingerprints)"]
+
+
+def test_the_current_results_report_names_every_stale_file():
+    """Flags (does not fail on) stored results whose code changed: the list the status page shows."""
+    import warnings
+
+    from sgdq.experiments import provenance
+
+    stale = provenance.stale_results()
+    if stale:
+        warnings.warn(f"{len(stale)} stored results were made by other code, e.g. {stale[0]['path']}", stacklevel=1)
+    assert all(r["path"].endswith("provenance.json") for r in stale)

@@ -7,7 +7,9 @@ chapter carries one.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import importlib.metadata
+import json
 import platform
 import subprocess
 from pathlib import Path
@@ -57,6 +59,42 @@ def versions() -> dict[str, str]:
     return out
 
 
+# The code whose change can change a stored result: the method and the experiments (the
+# analysis only reads results, so editing it does not make them stale).
+FINGERPRINTED = ("sgdq/method", "sgdq/experiments")
+
+
+def code_fingerprint(root=None) -> str:
+    """SHA-256 (first 16 hex digits) of every ``.py`` file under ``FINGERPRINTED``, by path and
+    content: it changes exactly when the code that produces results changes, committed or not."""
+    root = Path(root or ROOT)
+    digest = hashlib.sha256()
+    for folder in FINGERPRINTED:
+        for path in sorted((root / folder).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def stale_results(root=None) -> list[dict]:
+    """Every stored provenance file under ``data/results`` whose code fingerprint is missing or
+    differs from the current code's: ``{path, commit, status}`` with status "code changed since"
+    or "no fingerprint (older than fingerprints)"."""
+    root = Path(root or ROOT)
+    current = code_fingerprint(root)
+    rows = []
+    for path in sorted((root / "data" / "results").rglob("*provenance.json")):
+        try:
+            prov = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            rows.append(dict(path=str(path.relative_to(root)), commit=None, status="unreadable provenance"))
+            continue
+        stored = prov.get("code_fingerprint")
+        if stored != current:
+            rows.append(dict(path=str(path.relative_to(root)), commit=prov.get("git_commit"),
+                             status="code changed since" if stored else "no fingerprint (older than fingerprints)"))
+    return rows
+
+
 def device_name(device) -> str:
     """The device in words: the GPU's name, or the CPU's architecture and torch's thread count."""
     device = torch.device(device)
@@ -66,5 +104,7 @@ def device_name(device) -> str:
 
 
 def record(device, **fields) -> dict:
-    """A provenance block: ``fields`` (experiment, config, …) plus commit, device and versions."""
-    return dict(fields, git_commit=git_commit(), device=device_name(device), versions=versions())
+    """A provenance block: ``fields`` (experiment, config, …) plus commit, the code's fingerprint,
+    device and versions."""
+    return dict(fields, git_commit=git_commit(), code_fingerprint=code_fingerprint(), device=device_name(device),
+                versions=versions())
