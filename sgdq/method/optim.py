@@ -166,7 +166,7 @@ def read_head(t: torch.Tensor, k: int) -> torch.Tensor:
     copy of just those k elements, the same values ``t.contiguous().view(-1)[:k]`` would give.
     """
     if t.is_contiguous():
-        return t.view(-1)[:k]
+        return t.as_strided((k,), (1,))  # a view: one op instead of view(-1)[:k]
     if k == t.numel():
         return t.reshape(-1)
     return t[_head_index(t, k)]
@@ -206,15 +206,13 @@ class _HeadCache:
         self.heads: dict[int, tuple] = {}
         self.buffer = None
 
-    @staticmethod
-    def _signature(p, k):
-        return (p.data_ptr(), p.storage_offset(), tuple(p.shape), p.stride(), p.dtype, p.device, k)
-
     def head(self, p: torch.Tensor, k: int) -> torch.Tensor:
-        sig = self._signature(p, k)
+        # data_ptr covers storage and offset (and device); strides and dtype cover re-views of the
+        # same memory; k ≤ numel always, so a shrunken shape cannot make the view overrun.
+        sig = (p.data_ptr(), p.stride(), p.dtype, k)
         hit = self.heads.get(id(p))
-        if hit is None or hit[0]() is not p or hit[1] != sig:
-            hit = (weakref.ref(p), sig, p.view(-1)[:k])
+        if hit is None or hit[1] != sig or hit[0]() is not p:
+            hit = (weakref.ref(p), sig, p.as_strided((k,), (1,)))
             self.heads[id(p)] = hit
         return hit[2]
 
@@ -253,7 +251,8 @@ def _adamw(params, grads, exp_avgs, exp_avg_sqs, state_steps, *, foreach, fused,
     # arithmetic on tensors, the same formulas), as dynamo itself arranges for torch's Adam on
     # GPUs; their non-capturable form mixes Python scalars and step tensors that CPU tracing refuses.
     capturable = bool(not fused and torch.compiler.is_compiling())
-    if fused and not all(_is_dense(p) for p in params):
+    plain = all(p.is_contiguous() and g.is_contiguous() for p, g in zip(params, grads))  # the usual case
+    if fused and not plain and not all(_is_dense(p) for p in params):
         # torch 2.13's fused CPU kernel gives wrong numbers for a parameter with gaps in its
         # memory (a strided slice): those go through the for-loop kernel, the rest stay fused.
         tensors = [params, grads, exp_avgs, exp_avg_sqs, state_steps]
@@ -263,7 +262,7 @@ def _adamw(params, grads, exp_avgs, exp_avg_sqs, state_steps, *, foreach, fused,
                 _adamw(*part, foreach=False, fused=dense, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
                        weight_decay=weight_decay)
         return
-    if fused:
+    if fused and not plain:
         # torch 2.13's fused CPU kernel reads a gradient whose strides differ from its
         # parameter's as if they were the same; hand it a copy laid out like the parameter.
         grads = [g if g.stride() == p.stride() else torch.empty_like(p).copy_(g) for p, g in zip(params, grads)]
@@ -326,9 +325,8 @@ def superpositional_adam(
         # contiguous parameters' slice views, index_put_ for any other layout).
         if torch.compiler.is_compiling():
             head_cache = None
-        perturbed = [(p, k) for p, k in zip(params, counts) if k]
-        heads = [head_cache.head(p, k) if head_cache is not None and p.is_contiguous() else read_head(p, k)
-                 for p, k in perturbed]
+        perturbed = [(p, k, p.is_contiguous()) for p, k in zip(params, counts) if k]
+        heads = [head_cache.head(p, k) if head_cache is not None and c else read_head(p, k) for p, k, c in perturbed]
         theta = torch.cat(heads)
         grad = torch.cat([read_head(g, k) for g, k in zip(grads, counts) if k])
         if head_cache is not None:
@@ -340,11 +338,14 @@ def superpositional_adam(
     _adamw(params, grads, exp_avgs, exp_avg_sqs, state_steps, foreach=foreach, fused=fused, lr=lr, beta1=beta1,
            beta2=beta2, eps=eps, weight_decay=weight_decay)
     if sizes:
-        views = [(h, qv) for (p, _), h, qv in zip(perturbed, heads, q_views) if p.is_contiguous()]
-        if views:
-            torch._foreach_add_([h for h, _ in views], [qv for _, qv in views])
-        for (p, k), qv in zip(perturbed, q_views):
-            if not p.is_contiguous():
+        if all(c for _, _, c in perturbed):
+            torch._foreach_add_(heads, q_views)
+            return
+        pairs = [(h, qv) for h, qv, (_, _, c) in zip(heads, q_views, perturbed) if c]
+        if pairs:
+            torch._foreach_add_([h for h, _ in pairs], [qv for _, qv in pairs])
+        for (p, k, c), qv in zip(perturbed, q_views):
+            if not c:
                 add_to_head(p, k, qv)
 
 
