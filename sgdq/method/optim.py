@@ -371,6 +371,13 @@ def _reference_adamw(param, grad, exp_avg, exp_avg_sq, step_t, *, lr, beta1, bet
 # --------------------------------------------------------------------------------------
 # Optimizer classes
 # --------------------------------------------------------------------------------------
+@torch.compiler.disable
+def _checked(validate, group) -> None:
+    """Run a group's validation eagerly, also inside a compiled step (dynamo guards on the
+    values, so a value changed later recompiles and is checked again here)."""
+    validate(group)
+
+
 def _scalar_dtype(fused: bool) -> torch.dtype:
     """The step counter's dtype, as torch's Adam: float32, or float64 under a float64 default
     dtype (the fused kernels take float32 only)."""
@@ -515,7 +522,7 @@ class SuperpositionalAdam(_AdamFamily):
         loss = self._closure_loss(closure)
         offset = 0  # global element offset, for scope="global"
         for group in self.param_groups:
-            self._validate(group)
+            _checked(self._validate, group)
             params, grads, ms, vs, steps = [], [], [], [], []
             self._init_group(group, params, grads, ms, vs, steps)
             numels = [p.numel() for p in group["params"]]
@@ -564,7 +571,7 @@ class QuantumMomentAdam(_AdamFamily):
         """One step for every param group; returns the closure's loss if given."""
         loss = self._closure_loss(closure)
         for group in self.param_groups:
-            self._validate(group)
+            _checked(self._validate, group)
             params, grads, ms, vs, steps = [], [], [], [], []
             self._init_group(group, params, grads, ms, vs, steps)
             beta1, beta2 = group["betas"]
