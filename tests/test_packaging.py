@@ -112,3 +112,10 @@ def test_the_lock_check_detects_drift(tmp_path, monkeypatch, capsys):
         pytest.skip("this environment already differs from the lock")
     assert lock.main(["--check"]) == 1
     assert f"{name}: locked 0.0.0" in capsys.readouterr().out
+
+
+def test_no_test_can_hang():
+    """pytest-timeout is configured for every test, so a hang fails CI instead of stalling it."""
+    ini = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert 0 < ini["timeout"] <= 1800
+    import pytest_timeout  # noqa: F401  (installed with the test extra)
