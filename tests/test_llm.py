@@ -371,3 +371,10 @@ def test_a_nan_loss_stops_the_llm_run_and_stores_nothing(tmp_path, tiny_model):
     with pytest.raises(NonFiniteError, match=r"optimizer 'AdamW', seed 0, step \d+"):
         lf.run_llm_experiment(cfg, tmp_path, progress=False)
     assert not (tmp_path / "metrics.csv").exists()
+
+
+def test_auto_dataset_without_the_local_copy_is_refused_not_sent_to_the_hub(monkeypatch, tmp_path):
+    monkeypatch.setattr(lf, "repo_root", lambda: tmp_path / "checkout")
+    with pytest.raises(FileNotFoundError, match="dataset='auto' looks for GSM8K at"):
+        lf.resolve_dataset("auto")
+    assert lf.resolve_dataset("openai/gsm8k") == "openai/gsm8k"

@@ -29,7 +29,7 @@ import torch
 from ..method.attention import QuantumAttention
 from . import text_classification as tc
 from .provenance import record
-from .store import ResultsStore, results_dir, slug
+from .store import ResultsStore, TableSchema, results_dir, slug
 
 MAIN = "main"  # the experiment-1 results of the same profile
 
@@ -138,6 +138,10 @@ def shot_noise_in_attention(layer: QuantumAttention, x: torch.Tensor, shots_list
     return pd.DataFrame(rows)
 
 
+SHOT_NOISE = TableSchema(("shots", "repeat", "tv_distance", "phi_rmse"),
+                         numeric=("shots", "repeat", "tv_distance", "phi_rmse"), keys=("shots", "repeat"))
+
+
 def shot_noise(profile: str = "cpu", seed: int = 0, repeats: int = 3) -> pd.DataFrame:
     """Shot noise in one freshly initialised ⟨Z⟩ attention layer (64 wide, 4 heads) on a seeded
     batch of 16 random sequences of 16 tokens, at :data:`SHOT_COUNTS` shots per score
@@ -149,11 +153,12 @@ def shot_noise(profile: str = "cpu", seed: int = 0, repeats: int = 3) -> pd.Data
     store = ResultsStore(results_dir("ablations", profile) / "shot_noise")
     settings = dict(seed=seed, repeats=repeats, shots=list(SHOT_COUNTS), d_model=64, n_heads=4, batch=16, seq=16)
     if (store.provenance() or {}).get("settings") == settings:
-        return store.load("metrics")
+        return store.load("metrics", schema=SHOT_NOISE)
     torch.manual_seed(seed)
     layer = QuantumAttention(settings["d_model"], settings["n_heads"], readout="expval_z")
     x = torch.randn(settings["batch"], settings["seq"], settings["d_model"])
     table = shot_noise_in_attention(layer, x, SHOT_COUNTS, repeats=repeats, seed=seed)
     with store.lock():
-        store.write({"metrics": table}, record("cpu", experiment="shot_noise", settings=settings))
+        store.write({"metrics": table}, record("cpu", experiment="shot_noise", settings=settings),
+                    {"metrics": SHOT_NOISE})
     return table

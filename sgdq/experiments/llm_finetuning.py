@@ -151,10 +151,16 @@ results_dir = LLMConfig.results_dir_for
 
 
 def resolve_dataset(dataset: str) -> str:
+    """``"auto"`` is the local copy beside the checkout (``../shared/data/gsm8k``); without it,
+    ``"auto"`` is refused rather than quietly sent to the hub: the hub is used only when named."""
     if dataset != "auto":
         return dataset
     shared = repo_root().parent / "shared" / "data" / "gsm8k"
-    return str(shared) if shared.is_dir() else HUB_DATASET
+    if not shared.is_dir():
+        raise FileNotFoundError(f"dataset='auto' looks for GSM8K at {shared}, which does not exist; pass a "
+                                f"directory with train.jsonl and test.jsonl, or the hub id {HUB_DATASET!r} "
+                                "on a machine with hub access")
+    return str(shared)
 
 
 # --------------------------------------------------------------------------------------
