@@ -52,17 +52,24 @@ def interleaved_step_seconds(specs: dict, shapes, repeat: int = 20, device="cpu"
     repeat (so a slow spell of the machine hits all of them alike and their ratios stay put).
 
     ``compiled=True`` times ``torch.compile(optimizer.step)`` instead; the compilation happens
-    in the warm-up calls and is not timed (see :func:`compile_seconds`)."""
+    in the warm-up calls and is not timed."""
     steps = {}
     for name, spec in specs.items():
         opt = spec.build(_tensors_with_grads(shapes, device, seed))
         steps[name] = torch.compile(opt.step) if compiled else opt.step
-        for _ in range(2):
-            steps[name]()
+    return interleaved_seconds(steps, repeat, warmup=2, device=device)
+
+
+def interleaved_seconds(fns: dict, repeat: int, warmup: int = 1, device="cpu") -> dict[str, float]:
+    """Median seconds per call of each function, the functions timed in turn within each repeat
+    (``torch.utils.benchmark.Timer``), so a slow spell of the machine hits all alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
     synchronize(device)
     timers = {name: torch_benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-              for name, fn in steps.items()}
-    samples = {name: [] for name in steps}
+              for name, fn in fns.items()}
+    samples = {name: [] for name in fns}
     for _ in range(repeat):
         for name, timer in timers.items():
             samples[name].append(timer.timeit(1).median)
@@ -92,14 +99,12 @@ def attention_seconds(batch: int, seq: int, d_model: int = 64, n_heads: int = 4,
     qa = QuantumAttention(d_model, n_heads).to(device)
     ca = QuantumAttention(d_model, n_heads, quantum=False).to(device)
     mha = torch.nn.MultiheadAttention(d_model, n_heads, batch_first=True).to(device)
-    return {
-        "quantum": timeit(lambda: qa(x).sum().backward(), repeat, device=device),
-        "quantum, op-by-op reference": timeit(lambda: qa.reference_forward(x).sum().backward(), repeat,
-                                              device=device),
-        "classical (same module, Φ off)": timeit(lambda: ca(x).sum().backward(), repeat, device=device),
-        "torch MultiheadAttention": timeit(lambda: mha(x, x, x, need_weights=False)[0].sum().backward(), repeat,
-                                           device=device),
-    }
+    return interleaved_seconds({
+        "quantum": lambda: qa(x).sum().backward(),
+        "quantum, op-by-op reference": lambda: qa.reference_forward(x).sum().backward(),
+        "classical (same module, Φ off)": lambda: ca(x).sum().backward(),
+        "torch MultiheadAttention": lambda: mha(x, x, x, need_weights=False)[0].sum().backward(),
+    }, repeat, device=device)
 
 
 # --------------------------------------------------------------------------------------
