@@ -103,7 +103,7 @@ def load_gsm8k(source: str | Path, split: str = "train", config: str = "main") -
             raise ValueError(f"{path} is a single file, which cannot serve as the {split} split too (the same problems "
                              "would be trained on and evaluated); pass a directory holding train.jsonl and test.jsonl")
         return read_jsonl(path)
-    local_or_hub(source, "GSM8K data (a directory with train.jsonl/test.jsonl, a .jsonl file, or a hub id)")
+    local_or_hub(source, "GSM8K data (pass a directory with train.jsonl/test.jsonl, a .jsonl file, or a hub id)")
     try:
         import datasets
 
