@@ -1,16 +1,17 @@
 """The paper's quantitative claims (``data/claims.yaml``) set against our results, with verdicts.
 
-Verdict rules (one per ``criterion`` in the claims file):
+Every verdict comes from our 95 % interval, never from a point estimate alone (see
+:func:`verdict` for the cases, and the book's Methodology page):
 
-* ``within``: *reproduced* if our estimate lies within ``tolerance`` of the paper's value,
-  else *not reproduced*;
-* ``direction_significant``: *reproduced* if the paired 95 % CI over seeds lies entirely on
-  the claimed side of zero; *not reproduced* if the paper's own value lies outside our CI
-  (the claimed effect is excluded); otherwise *inconclusive*.
+* ``within`` (an absolute value ± a tolerance justified per claim): the whole interval inside
+  the tolerance, outside it, or straddling a bound;
+* ``direction_significant`` (a relative effect): the interval against zero *and* against the
+  paper's value — reproduced, smaller than claimed, not reproduced, contradicted, inconclusive.
 
-Too few runs for an interval (fewer than 2 seeds) give *inconclusive*; a claim about an
-absolute value that only the paper's own model can reproduce (``requires_model``) is *not
-testable here* with any other model.
+A value our own task design was calibrated to give (``calibrated``) and an absolute value
+only the paper's own model can give (``requires_model``) are *not testable here*, with the
+reason on the scorecard. The rules were fixed before the results they judge; the scorecard
+names the commit (:func:`rules_commit`).
 """
 
 from __future__ import annotations
@@ -66,19 +67,58 @@ def _estimate(claim: dict, runs: pd.DataFrame) -> tuple[float, float, float, int
     return 100 * row["mean"], 100 * row.ci_low, 100 * row.ci_high, int(row.n_seeds)
 
 
-def verdict(claim: dict, estimate: float, lo: float, hi: float) -> str:
-    if not math.isfinite(estimate):
-        return "inconclusive"
+VERDICTS = ("reproduced", "smaller than claimed", "not reproduced", "contradicted", "inconclusive",
+            "not testable here")
+
+
+def rule(claim: dict) -> str:
+    """The rule that decides this claim, in words (shown on the scorecard)."""
+    unit = "" if claim["unit"] == "loss" else f" {claim['unit']}"
+    if claim.get("calibrated"):
+        return "none (a calibrated value)"
+    if claim.get("requires_model"):
+        return f"only {claim['requires_model']} can give this absolute value"
     if claim["criterion"] == "within":
-        return "reproduced" if abs(estimate - claim["value"]) <= claim["tolerance"] else "not reproduced"
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return "inconclusive"
-    positive = claim["direction"] == "positive"
-    if (lo > 0) if positive else (hi < 0):
-        return "reproduced"
-    if not lo <= claim["value"] <= hi:
-        return "not reproduced"
-    return "inconclusive"
+        return f"95 % CI inside {claim['value']:g} ± {claim['tolerance']:g}{unit}"
+    return f"95 % CI against 0 and against {claim['value']:g}{unit}"
+
+
+def verdict(claim: dict, estimate: float, lo: float, hi: float) -> tuple[str, str]:
+    """(verdict, reason) from our 95 % CI [lo, hi], never from the estimate alone.
+
+    * ``within`` (an absolute value, ± ``tolerance``): *reproduced* when the whole CI lies
+      inside value ± tolerance; *not reproduced* when the whole CI lies outside it;
+      *inconclusive* when the CI straddles a bound.
+    * ``direction_significant`` (a relative effect v ≠ 0): *reproduced* when the CI excludes 0
+      on v's side and contains v (or lies beyond it: a larger effect); *smaller than claimed*
+      when the CI excludes both 0 and v, lying between them (a real but smaller effect);
+      *contradicted* when the CI excludes 0 on the other side; *not reproduced* when the CI
+      contains 0 but excludes v (no effect shown, and the claimed one ruled out);
+      *inconclusive* when it contains both 0 and v (too few runs to tell; the power
+      calculation says how many would).
+    """
+    if not (math.isfinite(lo) and math.isfinite(hi) and math.isfinite(estimate)):
+        return "inconclusive", "too few runs for an interval"
+    v = claim["value"]
+    if claim["criterion"] == "within":
+        low, high = v - claim["tolerance"], v + claim["tolerance"]
+        if low <= lo and hi <= high:
+            return "reproduced", "our whole interval lies within the tolerance"
+        if hi < low or lo > high:
+            return "not reproduced", "our whole interval lies outside the tolerance"
+        return "inconclusive", "our interval straddles a tolerance bound"
+    sign = 1.0 if v > 0 else -1.0
+    a, b = sorted((sign * lo, sign * hi))  # the CI with the claimed direction made positive
+    target = sign * v
+    if a > 0:
+        if b < target:
+            return "smaller than claimed", "a real effect in the claimed direction, but smaller than claimed"
+        return "reproduced", "an effect in the claimed direction" + (", larger than claimed" if a > target else "")
+    if b < 0:
+        return "contradicted", "a real effect in the opposite direction"
+    if b < target:
+        return "not reproduced", "no effect shown, and the claimed size is ruled out"
+    return "inconclusive", "the interval holds both no effect and the claimed one"
 
 
 def evaluate(runs: pd.DataFrame, experiment: str, profile: str, claims: list[dict] | None = None,
@@ -92,15 +132,29 @@ def evaluate(runs: pd.DataFrame, experiment: str, profile: str, claims: list[dic
     rows = []
     for c in claims or load_claims(experiment=experiment):
         est, lo, hi, n = _estimate(c, runs)
+        v, reason = verdict(c, est, lo, hi)
         needed = c.get("requires_model")
-        v = verdict(c, est, lo, hi)
-        reason = ""
-        if needed and model != needed:
-            v, reason = "not testable here", f"an absolute value of {needed}; this run used {model}"
+        if c.get("calibrated"):
+            v, reason = "not testable here", f"calibrated: {c['calibrated']}"
+        elif needed and model != needed:
+            v, reason = "not testable here", f"an absolute value of {needed}; this run fine-tuned {model}"
         rows.append(dict(claim_id=c["id"], claim=c["claim"], unit=c["unit"], paper_value=c["value"],
                          reproduced_value=est, ci_low=lo, ci_high=hi, n_seeds=n, profile=profile, verdict=v,
-                         reason=reason))
+                         reason=reason, rule=rule(c)))
     return pd.DataFrame(rows)
+
+
+def rules_commit(root: Path | None = None) -> str:
+    """The commit that last changed the decision rules (``data/claims.yaml`` and this module)."""
+    import subprocess
+
+    root = Path(root or repo_root())
+    try:
+        out = subprocess.run(["git", "log", "-n", "1", "--format=%h %cs", "--", "data/claims.yaml",
+                              "sgdq/analysis/claims.py"], cwd=root, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "uncommitted"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
 
 
 def sentence(row) -> str:
