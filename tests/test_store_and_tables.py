@@ -182,7 +182,7 @@ def test_a_scorecard_from_smoke_results_says_so_on_the_page():
 
     ids = [c["id"] for c in claims.load_claims() if c["experiment"] == "text_classification"][:1]
     row = dict(claim_id=ids[0], paper_value=1.0, reproduced_value=1.0, ci_low=0.5, ci_high=1.5, n_seeds=2,
-               verdict="inconclusive", reason="")
+               verdict="inconclusive", reason="", rule="a rule")
     smoke = scorecard.markdown(pd.DataFrame([dict(row, profile="smoke")], columns=scorecard.COLUMNS))
     cpu = scorecard.markdown(pd.DataFrame([dict(row, profile="cpu")], columns=scorecard.COLUMNS))
     assert "**Warning:** no `cpu` or `paper` results of text classification" in smoke

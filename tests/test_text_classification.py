@@ -204,16 +204,35 @@ def test_paired_differences_and_ratios():
 
 
 def test_verdict_rules():
+    """Every case of the rules in data/claims.yaml, each decided by the interval, not the estimate."""
     within = dict(criterion="within", value=10.0, tolerance=1.0)
-    assert claims.verdict(within, 10.8, 9, 12) == "reproduced"
-    assert claims.verdict(within, 12.0, 11, 13) == "not reproduced"
+    assert claims.verdict(within, 10.2, 9.5, 10.8)[0] == "reproduced"
+    assert claims.verdict(within, 12.5, 11.5, 13)[0] == "not reproduced"
+    assert claims.verdict(within, 10.8, 9, 12)[0] == "inconclusive"  # the estimate inside, the CI straddling
+    assert claims.verdict(within, 11.5, 10.5, 12.5)[0] == "inconclusive"
     up = dict(criterion="direction_significant", direction="positive", value=2.3)
-    assert claims.verdict(up, 1.0, 0.2, 1.8) == "reproduced"
-    assert claims.verdict(up, 0.1, -0.4, 0.6) == "not reproduced"  # 2.3 lies outside the CI
-    assert claims.verdict(up, 0.5, -1.0, 3.0) == "inconclusive"
-    assert claims.verdict(up, 0.5, math.nan, math.nan) == "inconclusive"
+    assert claims.verdict(up, 2.0, 0.5, 3.0)[0] == "reproduced"
+    assert claims.verdict(up, 5.0, 4.0, 6.0) == ("reproduced", "an effect in the claimed direction, larger than "
+                                                 "claimed")
+    assert claims.verdict(up, 1.0, 0.2, 1.8)[0] == "smaller than claimed"
+    assert claims.verdict(up, -1.0, -1.8, -0.2)[0] == "contradicted"
+    assert claims.verdict(up, 0.1, -0.4, 0.6)[0] == "not reproduced"  # 0 inside, 2.3 outside
+    assert claims.verdict(up, 0.5, -1.0, 3.0)[0] == "inconclusive"  # both 0 and 2.3 inside
+    assert claims.verdict(up, 0.5, math.nan, math.nan) == ("inconclusive", "too few runs for an interval")
     down = dict(criterion="direction_significant", direction="negative", value=-16)
-    assert claims.verdict(down, -20, -30, -10) == "reproduced"
+    assert claims.verdict(down, -20, -30, -10)[0] == "reproduced"
+    assert claims.verdict(down, -5, -8, -2)[0] == "smaller than claimed"
+    assert claims.verdict(down, 5, 2, 8)[0] == "contradicted"
+    assert claims.verdict(down, 0, -5, 5)[0] == "not reproduced"
+
+
+def test_calibrated_values_are_not_testable_and_say_why():
+    runs = stats.per_run(fake_metrics(), target=0.9)
+    table = claims.evaluate(runs, "text_classification", "smoke")
+    calibrated = table[table.claim_id.isin(["exp1_final_accuracy_sgd05", "exp1_epochs_to_90_adam"])]
+    assert (calibrated.verdict == "not testable here").all()
+    assert calibrated.reason.str.startswith("calibrated: ").all()
+    assert claims.rules_commit() not in ("", "unknown")
 
 
 def test_claims_file_has_the_paper_numbers():
@@ -246,6 +265,7 @@ def test_scorecard_regenerates_to_the_committed_file():
     assert (ROOT / "book" / "_scorecard.md").read_text() == scorecard.markdown(table)
     ids = {c["id"] for c in claims.load_claims()}
     assert set(table.claim_id) == ids
-    assert set(table.verdict) <= {"reproduced", "not reproduced", "inconclusive", "not testable here"}
+    assert set(table.verdict) <= set(claims.VERDICTS)
+    assert (ROOT / "book" / "_rules.md").read_text() == scorecard.rules_markdown()
     assert list(table.columns[:8]) == ["claim_id", "paper_value", "reproduced_value", "ci_low", "ci_high",
                                        "n_seeds", "profile", "verdict"]
