@@ -269,3 +269,31 @@ def test_scorecard_regenerates_to_the_committed_file():
     assert (ROOT / "book" / "_rules.md").read_text() == scorecard.rules_markdown()
     assert list(table.columns[:8]) == ["claim_id", "paper_value", "reproduced_value", "ci_low", "ci_high",
                                        "n_seeds", "profile", "verdict"]
+
+
+def test_paired_t_power_against_a_simulation():
+    """The noncentral-t power against the rejection rate of scipy's own paired t-test on
+    simulated normal differences (20,000 experiments each)."""
+    from scipy import stats as st
+
+    rng = np.random.default_rng(0)
+    for effect, sd, n in ((1.0, 2.0, 10), (0.5, 1.0, 30), (-3.0, 4.0, 6)):
+        diffs = rng.normal(effect, sd, size=(20_000, n))
+        rejected = (st.ttest_1samp(diffs, 0.0, axis=1).pvalue < 0.05).mean()
+        assert stats.paired_t_power(effect, sd, n) == pytest.approx(rejected, abs=0.015)
+
+
+def test_seeds_for_power_is_the_first_n_that_reaches_it():
+    n = stats.seeds_for_power(1.0, 2.0, power=0.9)
+    assert stats.paired_t_power(1.0, 2.0, n) >= 0.9 > stats.paired_t_power(1.0, 2.0, n - 1)
+    assert 40 <= n <= 50  # the normal approximation ((1.96 + 1.28)·2/1)² ≈ 42, plus the t correction
+    with pytest.raises(ValueError, match="non-zero effect"):
+        stats.seeds_for_power(0.0, 1.0)
+
+
+def test_power_table_uses_the_paired_spread_in_the_claims_unit():
+    runs = stats.per_run(fake_metrics(), target=0.9)
+    table = claims.power_table(runs)
+    row = table.loc["exp1_gain_over_adam"]
+    diff = 100 * stats.paired_values(runs, "final_accuracy", "SGD λ=0.5", "Adam")
+    assert row.pilot_sd == pytest.approx(diff.std(ddof=1)) and row.pilot_seeds == len(diff)

@@ -57,12 +57,7 @@ def _estimate(claim: dict, runs: pd.DataFrame) -> tuple[float, float, float, int
     if metric == "epochs_to_target":
         m, lo, hi = stats.mean_ci(mine.epochs_to_target_censored)
         return m, lo, hi, len(mine)
-    column, ratio = {
-        "final_accuracy_difference": ("final_accuracy", False),
-        "epochs_to_target_ratio": ("epochs_to_target_censored", True),
-        "epoch_seconds_ratio": ("epoch_seconds", True),
-        "seconds_to_target_ratio": ("seconds_to_target", True),
-    }[metric]
+    column, ratio = RELATIVE_COLUMNS[metric]
     row = stats.paired(runs, column, reference=ref, ratio=ratio).loc[opt]
     return 100 * row["mean"], 100 * row.ci_low, 100 * row.ci_high, int(row.n_seeds)
 
@@ -142,6 +137,31 @@ def evaluate(runs: pd.DataFrame, experiment: str, profile: str, claims: list[dic
                          reproduced_value=est, ci_low=lo, ci_high=hi, n_seeds=n, profile=profile, verdict=v,
                          reason=reason, rule=rule(c)))
     return pd.DataFrame(rows)
+
+
+RELATIVE_COLUMNS = {  # metric -> (per-run column, as a ratio)
+    "final_accuracy_difference": ("final_accuracy", False),
+    "epochs_to_target_ratio": ("epochs_to_target_censored", True),
+    "epoch_seconds_ratio": ("epoch_seconds", True),
+    "seconds_to_target_ratio": ("seconds_to_target", True),
+}
+
+
+def power_table(runs: pd.DataFrame, power: float = 0.9, experiment: str = "text_classification") -> pd.DataFrame:
+    """For each relative claim: the pilot spread of the paired per-seed differences (in the
+    claim's unit), the power the stored seeds have to detect the paper's effect, and the seeds
+    needed for ``power`` (paired two-sided t-test at 5 %)."""
+    rows = []
+    for c in load_claims(experiment=experiment):
+        if c["criterion"] != "direction_significant":
+            continue
+        column, ratio = RELATIVE_COLUMNS[c["metric"]]
+        diff = 100 * stats.paired_values(runs, column, c["optimizer"], c["reference"], ratio)
+        sd = float(diff.std(ddof=1)) if len(diff) > 1 else math.nan
+        rows.append(dict(claim_id=c["id"], paper_effect=c["value"], unit=c["unit"], pilot_seeds=len(diff),
+                         pilot_sd=sd, power_now=stats.paired_t_power(c["value"], sd, len(diff)),
+                         seeds_for_power=stats.seeds_for_power(c["value"], sd, power) if sd > 0 else math.nan))
+    return pd.DataFrame(rows).set_index("claim_id")
 
 
 def rules_commit(root: Path | None = None) -> str:

@@ -55,17 +55,54 @@ def per_run(metrics: pd.DataFrame, target: float = 0.9) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def paired_values(runs: pd.DataFrame, column: str, optimizer: str, reference: str = "Adam",
+                  ratio: bool = False) -> pd.Series:
+    """Per seed: ``optimizer``'s value − ``reference``'s (or value / reference − 1 when ``ratio``),
+    over the seeds where both are finite."""
+    wide = runs.pivot(index="seed", columns="optimizer", values=column)
+    both = wide[[optimizer, reference]].dropna()
+    return both[optimizer] / both[reference] - 1 if ratio else both[optimizer] - both[reference]
+
+
 def paired(runs: pd.DataFrame, column: str, reference: str = "Adam", ratio: bool = False) -> pd.DataFrame:
     """Per optimizer: mean over seeds of (value − reference's value), or of value / reference − 1
     when ``ratio``, with its 95 % CI; only seeds where both values are finite count."""
-    wide = runs.pivot(index="seed", columns="optimizer", values=column)
     out = []
     for opt in [c for c in runs.optimizer.unique() if c != reference]:
-        both = wide[[opt, reference]].dropna()
-        diff = both[opt] / both[reference] - 1 if ratio else both[opt] - both[reference]
+        diff = paired_values(runs, column, opt, reference, ratio)
         m, lo, hi = mean_ci(diff)
-        out.append(dict(optimizer=opt, mean=m, ci_low=lo, ci_high=hi, n_seeds=len(both)))
+        out.append(dict(optimizer=opt, mean=m, ci_low=lo, ci_high=hi, n_seeds=len(diff)))
     return pd.DataFrame(out).set_index("optimizer")
+
+
+def paired_t_power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided paired t-test at level ``alpha`` with ``n`` pairs to detect a mean
+    difference ``effect`` when the per-pair differences have standard deviation ``sd``
+    (the noncentral t distribution, noncentrality effect·√n / sd)."""
+    if n < 2 or not (sd > 0) or not math.isfinite(effect):
+        return math.nan
+    df = n - 1
+    nc = effect * math.sqrt(n) / sd
+    crit = _st.t.ppf(1 - alpha / 2, df)
+    return float(_st.nct.sf(crit, df, nc) + _st.nct.cdf(-crit, df, nc))
+
+
+def seeds_for_power(effect: float, sd: float, power: float = 0.9, alpha: float = 0.05, max_n: int = 100_000) -> int:
+    """The fewest pairs (seeds) for which :func:`paired_t_power` reaches ``power``."""
+    if not (sd > 0) or not math.isfinite(effect) or effect == 0:
+        raise ValueError(f"needs a non-zero effect and a positive sd, got effect={effect!r}, sd={sd!r}")
+    lo, hi = 2, 2
+    while paired_t_power(effect, sd, hi, alpha) < power:
+        lo, hi = hi, hi * 2
+        if hi > max_n:
+            raise ValueError(f"more than {max_n} seeds would be needed")
+    while lo < hi:  # the power grows with n: bisect for the first n that reaches it
+        mid = (lo + hi) // 2
+        if paired_t_power(effect, sd, mid, alpha) >= power:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
 
 
 def summary(runs: pd.DataFrame, reference: str = "Adam") -> pd.DataFrame:
