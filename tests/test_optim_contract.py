@@ -141,6 +141,16 @@ def _same(a, b):
         assert a == b
 
 
+def _trained(cls, kwargs, steps):
+    """A model, an optimizer of ``cls`` after ``steps`` steps, and the batch it trained on."""
+    model = _model()
+    X, Y = _batch()
+    opt = cls(model.parameters(), **_kw(kwargs))
+    for _ in range(steps):
+        opt.step(_closure(model, opt, X, Y))
+    return model, opt, X, Y
+
+
 def _flat(model):
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
@@ -252,11 +262,7 @@ def test_step_is_noop_for_zero_grads(cls, kwargs):
 @pytest.mark.parametrize("cls,kwargs", CASES)
 def test_state_dict_deterministic_and_loadable(cls, kwargs):
     """A copy loaded from the state dict steps in lockstep; the dict is not modified by loading."""
-    model = _model()
-    X, Y = _batch()
-    opt = cls(model.parameters(), **_kw(kwargs))
-    for _ in range(4):
-        opt.step(_closure(model, opt, X, Y))
+    model, opt, X, Y = _trained(cls, kwargs, 4)
     twin = copy.deepcopy(model)
     opt2 = cls(twin.parameters(), **_kw(kwargs))
     sd = copy.deepcopy(opt.state_dict())
@@ -273,11 +279,7 @@ def test_state_dict_deterministic_and_loadable(cls, kwargs):
 def test_can_load_older_state_dict(cls, kwargs):
     """A state dict without the flags and options added later (or before) still loads and steps
     exactly as the full one does, with this optimizer's constructor values filled in."""
-    model = _model()
-    X, Y = _batch()
-    opt = cls(model.parameters(), **_kw(kwargs))
-    for _ in range(3):
-        opt.step(_closure(model, opt, X, Y))
+    model, opt, X, Y = _trained(cls, kwargs, 3)
     full, old = opt.state_dict(), copy.deepcopy(opt.state_dict())
     for group in old["param_groups"]:
         for key in ("foreach", "fused", "perturbation", "scope", "quantum_weight", "moment_weight"):
@@ -295,11 +297,7 @@ def test_can_load_older_state_dict(cls, kwargs):
 
 @pytest.mark.parametrize("cls,kwargs", CASES)
 def test_load_nontensor_step(cls, kwargs):
-    model = _model()
-    X, Y = _batch()
-    opt = cls(model.parameters(), **_kw(kwargs))
-    for _ in range(3):
-        opt.step(_closure(model, opt, X, Y))
+    model, opt, X, Y = _trained(cls, kwargs, 3)
     sd = copy.deepcopy(opt.state_dict())
     for state in sd["state"].values():
         state["step"] = state["step"].item()
@@ -314,10 +312,7 @@ def test_load_nontensor_step(cls, kwargs):
 
 @pytest.mark.parametrize("cls,kwargs", CASES)
 def test_save_load_with_weights_only(cls, kwargs):
-    model = _model()
-    X, Y = _batch()
-    opt = cls(model.parameters(), **_kw(kwargs))
-    opt.step(_closure(model, opt, X, Y))
+    model, opt, X, Y = _trained(cls, kwargs, 1)
     buf = io.BytesIO()
     torch.save(opt.state_dict(), buf)
     buf.seek(0)
@@ -327,10 +322,7 @@ def test_save_load_with_weights_only(cls, kwargs):
 
 @pytest.mark.parametrize("cls,kwargs", CASES)
 def test_deepcopy_and_pickle_keep_public_attrs(cls, kwargs):
-    model = _model()
-    X, Y = _batch()
-    opt = cls(model.parameters(), **_kw(kwargs))
-    opt.step(_closure(model, opt, X, Y))
+    model, opt, X, Y = _trained(cls, kwargs, 1)
     public = {k for k in opt.__dict__ if not k.startswith("_")}
     assert public == {k for k in copy.deepcopy(opt).__dict__ if not k.startswith("_")}
     clone = pickle.loads(pickle.dumps(opt))
