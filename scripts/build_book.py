@@ -102,7 +102,7 @@ def write_status_page(status_file: Path, page: Path) -> None:
     for s in data["notebooks"]:
         link = f"[{s['notebook']}](chapters/{s['notebook']}.ipynb)"
         lines.append(f"| {link} | {s['profile']} | {s['device']} | {s['seconds']:.1f} | "
-                     f"{'✅ passed' if s['success'] else '❌ failed: ' + (s['error'] or '')} |")
+                     f"{'passed' if s['success'] else '**failed**: ' + (s['error'] or '')} |")
     stale = stale_results()
     lines += ["", "## Stored results and the code that made them", "",
               f"The code that produces results (`sgdq/method`, `sgdq/experiments`) has fingerprint "
@@ -111,8 +111,16 @@ def write_status_page(status_file: Path, page: Path) -> None:
                  f"{len(stale)} stored result file(s) were written by other code (or before fingerprints existed) "
                  "and should be regenerated before their numbers are trusted:"), ""]
     if stale:
-        lines += ["| results file | written at commit | status |", "|---|---|---|"]
-        lines += [f"| `{r['path']}` | `{r['commit']}` | {r['status']} |" for r in stale]
+        groups: dict[str, list[dict]] = {}
+        for r in stale:  # one row per experiment and profile (data/results/<experiment>/<profile>/...)
+            parts = r["path"].removeprefix("data/results/").split("/")
+            groups.setdefault(" / ".join(parts[:2]) if len(parts) > 2 else parts[0], []).append(r)
+        lines += ["| results (under data/results) | files | written at commits | status |", "|---|---:|---|---|"]
+        for name, rows in groups.items():
+            commits = ", ".join(sorted({str(r["commit"])[:7] + ("+dirty" if "dirty" in str(r["commit"]) else "")
+                                        for r in rows}))
+            status = ", ".join(sorted({r["status"].split(" (")[0] for r in rows}))
+            lines.append(f"| {name} | {len(rows)} | {commits} | {status} |")
     lines += ["", f"Built from commit `{data['git_commit']}`, finished {data['finished_at']}.", "",
               "## Package versions", "", "| package | version |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in data["versions"].items()]
