@@ -297,3 +297,37 @@ def test_power_table_uses_the_paired_spread_in_the_claims_unit():
     row = table.loc["exp1_gain_over_adam"]
     diff = 100 * stats.paired_values(runs, "final_accuracy", "SGD λ=0.5", "Adam")
     assert row.pilot_sd == pytest.approx(diff.std(ddof=1)) and row.pilot_seeds == len(diff)
+
+
+# --------------------------------------------------------------------------------------
+# Statistical CI: a reduced rerun lands inside the committed distribution
+# --------------------------------------------------------------------------------------
+CHECK_EPOCH, Z_MAX = 3, 4.0  # the stated tolerance: |z| ≤ 4 (see stats.distribution_check)
+
+
+@pytest.fixture(scope="module")
+def reduced_rerun(tmp_path_factory):
+    """Two fresh seeds (not among the committed ones) of the committed cpu configuration, for
+    Adam and SGD λ = 0.5, trained for CHECK_EPOCH epochs with today's code on this machine."""
+    cfg = tc.config_for("cpu", seeds=2, first_seed=1000, epochs=CHECK_EPOCH, optimizers=("Adam", "SGD λ=0.5"),
+                        device="cpu")
+    return tc.run_experiment(cfg, tmp_path_factory.mktemp("rerun"), progress=False)
+
+
+def _at_epoch(metrics):
+    return metrics[metrics.epoch == CHECK_EPOCH]
+
+
+def test_a_reduced_rerun_lands_inside_the_committed_distribution(reduced_rerun):
+    committed = tc.load_metrics(tc.results_dir("cpu"))
+    committed = committed[committed.optimizer.isin(["Adam", "SGD λ=0.5"])]
+    check = stats.distribution_check(_at_epoch(committed), _at_epoch(reduced_rerun), "test_accuracy", z_max=Z_MAX)
+    assert len(check) == 2 and check.passes.all(), check.to_string()
+
+
+def test_the_distribution_check_fails_on_a_shifted_result(reduced_rerun):
+    """The same check must fail when the rerun is moved by 10 points: it can fail."""
+    committed = tc.load_metrics(tc.results_dir("cpu"))
+    shifted = _at_epoch(reduced_rerun).assign(test_accuracy=lambda d: d.test_accuracy - 0.10)
+    check = stats.distribution_check(_at_epoch(committed), shifted, "test_accuracy", z_max=Z_MAX)
+    assert not check.passes.any(), check.to_string()

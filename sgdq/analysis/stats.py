@@ -124,3 +124,27 @@ def summary(runs: pd.DataFrame, reference: str = "Adam") -> pd.DataFrame:
     numeric = [c for c in table.columns if not c.startswith("reached")]
     table[numeric] = table[numeric].astype(float)
     return table
+
+
+def distribution_check(committed: pd.DataFrame, rerun: pd.DataFrame, column: str, by: str = "optimizer",
+                       z_max: float = 4.0) -> pd.DataFrame:
+    """Does a reduced rerun land inside the committed results' distribution?
+
+    Per group (``by``): z = (rerun mean − committed mean) / √(s²/n_rerun + s²/n_committed), with
+    s the committed seeds' standard deviation (a Welch-like statistic that needs only a few
+    rerun seeds). A group passes when |z| ≤ ``z_max``: per-seed numbers differ across CPUs and
+    code versions, so the check asks for agreement in distribution, not bit for bit.
+    """
+    rows = []
+    for name, ref in committed.groupby(by, sort=False):
+        new = rerun[rerun[by] == name][column].to_numpy(dtype=float)
+        old = ref[column].to_numpy(dtype=float)
+        if len(new) == 0:
+            continue
+        sd = float(old.std(ddof=1)) if len(old) > 1 else math.nan
+        se = math.sqrt(sd**2 / len(new) + sd**2 / len(old)) if sd > 0 else math.nan
+        z = (new.mean() - old.mean()) / se if se > 0 else math.nan
+        rows.append({by: name, "committed_mean": float(old.mean()), "committed_sd": sd, "n_committed": len(old),
+                     "rerun_mean": float(new.mean()), "n_rerun": len(new), "z": z,
+                     "passes": bool(math.isfinite(z) and abs(z) <= z_max)})
+    return pd.DataFrame(rows)
