@@ -48,7 +48,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..method.checks import check_int
+from ..method.checks import check_int, check_number
 from . import gsm8k
 from .config import DEVICES, ExperimentConfig, local_or_hub, resolve_device
 from .guards import NonFiniteError
@@ -116,12 +116,8 @@ class LLMConfig(ExperimentConfig):
         check_int("warmup_steps", self.warmup_steps, 0)
         if self.max_steps is not None:
             check_int("max_steps", self.max_steps, 1)
-        for name, low, strict in (("lr", 0.0, True), ("weight_decay", 0.0, False), ("eps", 0.0, True),
-                                  ("grad_clip", 0.0, True)):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
-                    or value < low or (strict and value == low):
-                raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}, got {value!r}")
+        for name, strict in (("lr", True), ("weight_decay", False), ("eps", True), ("grad_clip", True)):
+            check_number(name, getattr(self, name), strict=strict)
         if not (isinstance(self.betas, (tuple, list)) and len(self.betas) == 2
                 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas)):
             raise ValueError(f"betas must be a pair of numbers in [0, 1), got {self.betas!r}")

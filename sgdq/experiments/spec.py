@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..method.checks import check_choice
+from ..method.checks import check_choice, check_number
 from ..method.optim import PERTURBATIONS, SCOPES, QuantumMomentAdam, SuperpositionalAdam
 
 KINDS = ("Adam", "AdamW", "moment", "SGD")
@@ -45,9 +45,7 @@ class OptimizerSpec:
 
     def __post_init__(self):
         check_choice("optimizer kind", self.kind, KINDS)
-        w = self.quantum_weight
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
-            raise ValueError(f"quantum_weight (λ) must be a finite number >= 0, got {w!r}")
+        check_number("quantum_weight (λ)", self.quantum_weight)
         check_choice("scope", self.scope, SCOPES)
         check_choice("perturbation", self.perturbation, PERTURBATIONS)
 

@@ -35,6 +35,8 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.adam import adam as _torch_adam
 
+from .checks import check_number, is_number
+
 SCOPES = ("tensor", "global")
 PERTURBATIONS = ("sin", "cos", "gaussian", "sign")
 
@@ -68,10 +70,6 @@ def perturbation(kind: str, theta: torch.Tensor, grad: torch.Tensor) -> torch.Te
 UNSUPPORTED_FLAGS = ("amsgrad", "maximize", "capturable", "differentiable")
 
 
-def _is_real_number(v):
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _check_lr(lr) -> None:
     if isinstance(lr, torch.Tensor):
         if lr.numel() != 1 or lr.is_complex() or not lr.is_floating_point():
@@ -79,7 +77,7 @@ def _check_lr(lr) -> None:
         if lr.device.type != "meta" and (not torch.isfinite(lr).all() or (lr < 0).any()):
             raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
         return
-    if not _is_real_number(lr) or lr < 0:
+    if not is_number(lr) or lr < 0:
         raise ValueError(f"lr must be a finite number >= 0 (or a 1-element tensor), got {lr!r}")
 
 
@@ -90,12 +88,10 @@ def _validate_adam(group: dict) -> None:
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise ValueError(f"betas must be a pair (beta1, beta2), each in [0, 1), got {betas!r}")
     for name, b in zip(("betas[0]", "betas[1]"), betas):
-        if not _is_real_number(b) or not 0.0 <= b < 1.0:
+        if not is_number(b) or not 0.0 <= b < 1.0:
             raise ValueError(f"{name} must be in [0, 1), got {b!r}")
-    if not _is_real_number(eps) or eps <= 0:
-        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
-    if not _is_real_number(wd) or wd < 0:
-        raise ValueError(f"weight_decay must be a finite number >= 0, got {wd!r}")
+    check_number("eps", eps, strict=True)
+    check_number("weight_decay", wd)
     for flag in UNSUPPORTED_FLAGS:
         if group.get(flag):
             raise ValueError(f"{flag}=True is not supported (this optimizer implements plain AdamW moments); "
@@ -105,8 +101,7 @@ def _validate_adam(group: dict) -> None:
 def _validate_superpositional(group: dict) -> None:
     _validate_adam(group)
     qw, nq, scope = group["quantum_weight"], group["n_qubits"], group["scope"]
-    if not _is_real_number(qw) or qw < 0:
-        raise ValueError(f"quantum_weight must be a finite number >= 0, got {qw!r}")
+    check_number("quantum_weight", qw)
     if nq is not None and (not isinstance(nq, numbers.Integral) or isinstance(nq, bool) or nq < 0):
         raise ValueError(f"n_qubits must be an integer >= 0 (or None for every element), got {nq!r}")
     if scope not in SCOPES:
@@ -122,9 +117,7 @@ def _validate_superpositional(group: dict) -> None:
 
 def _validate_moment(group: dict) -> None:
     _validate_adam(group)
-    mw = group["moment_weight"]
-    if not _is_real_number(mw) or mw < 0:
-        raise ValueError(f"moment_weight must be a finite number >= 0, got {mw!r}")
+    check_number("moment_weight", group["moment_weight"])
 
 
 # --------------------------------------------------------------------------------------

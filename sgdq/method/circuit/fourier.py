@@ -363,8 +363,7 @@ def readout(
     ``method="fourier"`` (default) evaluates the exact Fourier series; ``"statevector"``
     simulates each score's circuit (the reference; O(2**n) memory per score).
     """
-    check_readout(kind)
-    check_angles(theta, phi)
+    check_readout(kind)  # the angles are checked by statevector() and fourier_series() themselves
     if method == "statevector":
         return readout_from_state(statevector(x, theta, phi), kind)
     if method != "fourier":
