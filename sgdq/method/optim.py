@@ -189,8 +189,9 @@ def _refuse_sharded(p: torch.Tensor, who: str) -> None:
 class _HeadCache:
     """Views of each contiguous parameter's perturbed slice and one buffer for Q, kept between
     eager steps. An entry is reused only while its parameter is the same live object with the
-    same storage, offset, shape, strides and dtype; so re-assigning ``p.data``, changing
-    n_qubits or freeing a parameter (whose id() a new one may take) cannot give a stale view.
+    same data pointer (storage and offset), strides, dtype and k; so re-assigning ``p.data``,
+    changing n_qubits or freeing a parameter (whose id() a new one may take) cannot give a
+    stale view.
     Not used under ``torch.compile`` (the compiled graph makes its own views)."""
 
     BUFFER_LIMIT = 2**20  # perturbed elements up to which the Q buffer is kept between steps
@@ -205,7 +206,7 @@ class _HeadCache:
         sig = (p.data_ptr(), p.stride(), p.dtype, k)
         hit = self.heads.get(id(p))
         if hit is None or hit[1] != sig or hit[0]() is not p:
-            hit = (weakref.ref(p), sig, p.as_strided((k,), (1,)))
+            hit = (weakref.ref(p), sig, read_head(p, k))
             self.heads[id(p)] = hit
         return hit[2]
 
