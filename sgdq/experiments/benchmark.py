@@ -24,11 +24,7 @@ def timeit(fn, repeat: int, warmup: int = 1, device="cpu") -> float:
     Each call is timed by ``torch.utils.benchmark.Timer`` with torch's current thread count;
     the Timer synchronises CUDA, so on a GPU the time covers the kernels, not only their launch.
     """
-    for _ in range(warmup):
-        fn()
-    synchronize(device)
-    timer = torch_benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-    return float(statistics.median(timer.timeit(1).median for _ in range(repeat)))
+    return interleaved_seconds({"fn": fn}, repeat, warmup, device)["fn"]
 
 
 def _tensors_with_grads(shapes, device="cpu", seed: int = 0, grad_scale: float = 1e-3):
