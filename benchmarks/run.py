@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from sgdq.experiments import benchmark as bm  # noqa: E402
 from sgdq.experiments.config import DEVICES, resolve_device  # noqa: E402
-from sgdq.experiments.provenance import device_name, now, record  # noqa: E402
+from sgdq.experiments.provenance import CODE, device_name, now, record  # noqa: E402
 from sgdq.experiments.store import atomic_write, slug  # noqa: E402
 
 
@@ -79,7 +79,8 @@ def main(argv=None) -> int:
         extra = {"parts_rerun": args.only, "earlier_parts": json.loads(old.read_text()) if old.exists() else None}
     atomic_write(out / f"{name}.csv", table.to_csv(index=False, float_format="%.6g"))
     atomic_write(out / f"{name}.provenance.json", json.dumps(record(
-        device, quick=args.quick, repeat=repeat, started_at=started, wall_time_s=round(time.perf_counter() - t0, 1),
+        device, code=CODE["benchmark"], quick=args.quick, repeat=repeat, started_at=started,
+        wall_time_s=round(time.perf_counter() - t0, 1),
         threads=torch.get_num_threads(), **extra), indent=2) + "\n")
     print(f"\nwrote {out / (name + '.csv')}")
     return 0

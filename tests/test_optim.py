@@ -371,7 +371,14 @@ def test_random_controls_have_the_stated_scale():
     assert rms(gauss) == pytest.approx(3 / math.sqrt(2), rel=0.01) and abs(gauss.mean().item()) < 0.02
     sign = perturbation("sign", theta, g)
     assert torch.equal(sign.abs(), g) and abs(sign.mean().item()) < 0.05
-    with pytest.raises(ValueError, match=r"perturbation must be one of \('sin', 'cos', 'gaussian', 'sign'\)"):
+    # the placebo: entry by entry the size of Eq. (2)'s term, with a sign independent of it
+    sin_q = perturbation("sin", theta, g)
+    placebo = perturbation("placebo", theta, g)
+    assert torch.equal(placebo.abs(), sin_q.abs())
+    agree = (torch.sign(placebo) == torch.sign(sin_q)).double().mean().item()
+    assert agree == pytest.approx(0.5, abs=0.01)  # a coin flip, not sin(πθ)'s sign
+    expected = r"perturbation must be one of \('sin', 'cos', 'gaussian', 'sign', 'placebo'\)"
+    with pytest.raises(ValueError, match=expected):
         SuperpositionalAdam([torch.nn.Parameter(torch.zeros(2))], perturbation="tan")
 
 

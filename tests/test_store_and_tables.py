@@ -88,9 +88,9 @@ def test_final_loss_table_against_a_hand_computation():
     assert t.loc["a", "change vs first row (%)"] == 0.0 and not np.signbit(t.loc["a", "change vs first row (%)"])
 
 
-def test_significant_variants_uses_the_interval_not_the_mean():
-    eff = pd.DataFrame({"Δ accuracy vs Adam (pp)": [2.0, 5.0, -1.0], "Δ acc. CI low": [0.5, -1.0, -2.0],
-                        "Δ acc. CI high": [3.5, 11.0, -0.1]}, index=["x", "big but noisy", "y"])
+def test_significant_variants_uses_the_holm_adjusted_p_not_the_mean():
+    eff = pd.DataFrame({"Δ accuracy vs Adam (pp)": [2.0, 5.0, -1.0], "p (Holm)": [0.01, 0.2, 0.049]},
+                       index=["x", "big but noisy", "y"])
     assert tables.significant_variants(eff) == "x (+2.00 pp), y (-1.00 pp)"
     assert tables.significant_variants(eff.iloc[[1]]) == "none"
 

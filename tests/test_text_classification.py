@@ -83,7 +83,8 @@ def test_generator_refuses_bad_parameters(kwargs, match):
 # Training: fairness, resumability, reproducibility
 # --------------------------------------------------------------------------------------
 def tiny(**kw):
-    return tc.config_for("smoke", **({"seeds": 1, "epochs": 2, "n_train": 96, "n_test": 64} | kw))
+    return tc.config_for("smoke", **({"seeds": 1, "epochs": 2, "n_train": 96, "n_test": 64,
+                                      "optimizers": tc.OPTIMIZERS} | kw))
 
 
 def test_every_optimizer_starts_from_the_same_weights_and_batches():

@@ -55,11 +55,13 @@ def _estimate(claim: dict, runs: pd.DataFrame) -> tuple[float, float, float, int
         m, lo, hi = stats.mean_ci(100 * mine.final_accuracy)
         return m, lo, hi, len(mine)
     if metric == "epochs_to_target":
-        m, lo, hi = stats.mean_ci(mine.epochs_to_target_censored)
+        m, lo, hi = stats.mean_interval(runs, "epochs_to_target", opt)
         return m, lo, hi, len(mine)
-    column, ratio = RELATIVE_COLUMNS[metric]
-    row = stats.paired(runs, column, reference=ref, ratio=ratio).loc[opt]
-    return 100 * row["mean"], 100 * row.ci_low, 100 * row.ci_high, int(row.n_seeds)
+    if metric == "final_accuracy_difference":
+        row = stats.paired(runs[runs.optimizer.isin([opt, ref])], "final_accuracy", reference=ref).loc[opt]
+        return 100 * row["mean"], 100 * row.ci_low, 100 * row.ci_high, int(row.n_seeds)
+    m, lo, hi, n = stats.ratio_of_means(runs, RATIO_COLUMNS[metric], opt, ref)
+    return 100 * m, 100 * lo, 100 * hi, n
 
 
 VERDICTS = ("reproduced", "smaller than claimed", "not reproduced", "contradicted", "inconclusive",
@@ -69,6 +71,12 @@ VERDICTS = ("reproduced", "smaller than claimed", "not reproduced", "contradicte
 def rule(claim: dict) -> str:
     """The rule that decides this claim, in words (shown on the scorecard)."""
     unit = "" if claim["unit"] == "loss" else f" {claim['unit']}"
+    if claim.get("reading"):
+        return f"{_rule(claim, unit)}; reading: {claim['reading']}"
+    return _rule(claim, unit)
+
+
+def _rule(claim: dict, unit: str) -> str:
     if claim.get("calibrated"):
         return "none (a calibrated value)"
     if claim.get("requires_model"):
@@ -126,6 +134,14 @@ def evaluate(runs: pd.DataFrame, experiment: str, profile: str, claims: list[dic
     """
     rows = []
     for c in claims or load_claims(experiment=experiment):
+        arms = [a for a in (c.get("optimizer"), c.get("reference")) if a]
+        absent = [a for a in arms if a not in set(runs.optimizer)]
+        if absent:
+            rows.append(dict(claim_id=c["id"], claim=c["claim"], unit=c["unit"], paper_value=c["value"],
+                             reproduced_value=math.nan, ci_low=math.nan, ci_high=math.nan, n_seeds=0,
+                             profile=profile, verdict="not testable here",
+                             reason=f"no stored runs of {' or '.join(absent)} at this profile", rule=rule(c)))
+            continue
         est, lo, hi, n = _estimate(c, runs)
         v, reason = verdict(c, est, lo, hi)
         needed = c.get("requires_model")
@@ -139,11 +155,18 @@ def evaluate(runs: pd.DataFrame, experiment: str, profile: str, claims: list[dic
     return pd.DataFrame(rows)
 
 
-RELATIVE_COLUMNS = {  # metric -> (per-run column, as a ratio)
+RATIO_COLUMNS = {  # a ratio metric -> the per-run column whose means it compares
+    "epochs_to_target_ratio": "epochs_to_target",
+    "epoch_seconds_ratio": "epoch_seconds",
+    "seconds_to_target_ratio": "seconds_to_target",
+}
+# For planning only (the power calculation): the per-seed column and whether it is a ratio.
+# Censored runs enter at their censoring time, which understates their time to the target.
+RELATIVE_COLUMNS = {
     "final_accuracy_difference": ("final_accuracy", False),
-    "epochs_to_target_ratio": ("epochs_to_target_censored", True),
+    "epochs_to_target_ratio": ("epochs_observed", True),
     "epoch_seconds_ratio": ("epoch_seconds", True),
-    "seconds_to_target_ratio": ("seconds_to_target", True),
+    "seconds_to_target_ratio": ("seconds_observed", True),
 }
 
 
@@ -153,7 +176,7 @@ def power_table(runs: pd.DataFrame, power: float = 0.9, experiment: str = "text_
     needed for ``power`` (paired two-sided t-test at 5 %)."""
     rows = []
     for c in load_claims(experiment=experiment):
-        if c["criterion"] != "direction_significant":
+        if c["criterion"] != "direction_significant" or not {c["optimizer"], c["reference"]} <= set(runs.optimizer):
             continue
         column, ratio = RELATIVE_COLUMNS[c["metric"]]
         diff = 100 * stats.paired_values(runs, column, c["optimizer"], c["reference"], ratio)

@@ -11,8 +11,11 @@ a notebook.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
+from scipy import stats as _st
 
 from . import stats
 
@@ -24,28 +27,47 @@ def _no_negative_zero(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+BASELINE = "the baseline itself"
+
+
 def effects(metrics: pd.DataFrame, baseline: pd.DataFrame, target: float = 0.9) -> pd.DataFrame:
-    """Per variant: final accuracy and its paired difference from the Adam baseline (pp, 95 % CI),
-    and the censored epochs to ``target`` relative to Adam (%, 95 % CI)."""
+    """Per variant of one study (one family of tests): final accuracy and its paired difference
+    from the Adam baseline (pp, Student-t 95 % CI, paired t-test p-value, Holm-adjusted within
+    the family), and epochs to ``target`` as a ratio of restricted means against the baseline
+    (%, paired bootstrap 95 % CI; censored runs stay in, see :func:`stats.ratio_of_means`).
+
+    A variant whose runs *are* the baseline's (the same stored runs) is shown, marked in
+    ``note``, and left out of the tests, so no run is compared with itself or counted twice."""
     rows = []
-    base = stats.per_run(baseline, target).set_index("seed")
+    base_runs = stats.per_run(baseline.assign(optimizer="baseline"), target)
+    base = base_runs.set_index("seed")
     for variant, g in metrics.groupby("variant", sort=False):
-        runs = stats.per_run(g.assign(optimizer=variant), target).set_index("seed")
-        seeds = runs.index.intersection(base.index)
-        acc = stats.mean_ci(100 * (runs.loc[seeds, "final_accuracy"] - base.loc[seeds, "final_accuracy"]))
-        ep = stats.mean_ci(100 * (runs.loc[seeds, "epochs_to_target_censored"]
-                                  / base.loc[seeds, "epochs_to_target_censored"] - 1))
-        rows.append({"variant": variant, "final accuracy (%)": 100 * runs.final_accuracy.mean(),
+        runs = stats.per_run(g.assign(optimizer=variant), target)
+        indexed = runs.set_index("seed")
+        seeds = indexed.index.intersection(base.index)
+        diff = 100 * (indexed.loc[seeds, "final_accuracy"] - base.loc[seeds, "final_accuracy"])
+        same = bool((diff == 0).all()) and np.array_equal(
+            g.sort_values(["seed", "epoch"]).test_accuracy.to_numpy(),
+            baseline[baseline.seed.isin(seeds)].sort_values(["seed", "epoch"]).test_accuracy.to_numpy())
+        acc = stats.mean_ci(diff)
+        both = pd.concat([runs[runs.seed.isin(seeds)], base_runs[base_runs.seed.isin(seeds)]])
+        ep = stats.ratio_of_means(both, "epochs_to_target", variant, "baseline")
+        p = math.nan if same or len(seeds) < 2 or diff.std() == 0 else float(_st.ttest_1samp(diff, 0.0).pvalue)
+        rows.append({"variant": variant, "final accuracy (%)": 100 * indexed.final_accuracy.mean(),
                      "Δ accuracy vs Adam (pp)": acc[0], "Δ acc. CI low": acc[1], "Δ acc. CI high": acc[2],
-                     "epochs to 90 % vs Adam (%)": ep[0], "epochs CI low": ep[1], "epochs CI high": ep[2],
-                     "seeds": len(seeds)})
-    return _no_negative_zero(pd.DataFrame(rows).set_index("variant"))
+                     "p": p, "epochs to 90 % vs Adam (%)": 100 * ep[0], "epochs CI low": 100 * ep[1],
+                     "epochs CI high": 100 * ep[2], "seeds": len(seeds), "note": BASELINE if same else ""})
+    table = pd.DataFrame(rows).set_index("variant")
+    tested = table.p.notna()
+    table["p (Holm)"] = math.nan
+    table.loc[tested, "p (Holm)"] = stats.holm(table.loc[tested, "p"].to_numpy())
+    return _no_negative_zero(table)
 
 
-
-def significant_variants(eff: pd.DataFrame) -> str:
-    """The variants whose 95 % interval of the accuracy difference excludes zero, as a phrase."""
-    sig = eff[(eff["Δ acc. CI low"] > 0) | (eff["Δ acc. CI high"] < 0)]
+def significant_variants(eff: pd.DataFrame, alpha: float = 0.05) -> str:
+    """The variants whose final accuracy differs from the baseline after Holm's correction within
+    the family (adjusted p < ``alpha``), as a phrase."""
+    sig = eff[eff["p (Holm)"] < alpha]
     return ", ".join(f"{v} ({r['Δ accuracy vs Adam (pp)']:+.2f} pp)" for v, r in sig.iterrows()) or "none"
 
 

@@ -14,9 +14,13 @@ seeds, initial weights and batch order; see :mod:`sgdq.experiments.text_classifi
   shots per score (:func:`sgdq.method.circuit.sample_expval_z`), against the default amplitude
   readout, with Adam, so that only the circuit term changes.
 
-Each variant is stored under ``data/results/ablations/<study>/<variant>/`` like experiment 1.
-Variants identical to a run that already exists (the main experiment, or another variant)
-are read from there instead of being trained again; :data:`SAME_AS` records which.
+The ablations have their own configuration (:func:`config_for`): experiment 1's profile with
+fewer seeds and, at ``cpu``, the smaller test set of 1,000 sentences (:data:`SETTINGS`), so
+that 16 trained variants stay affordable on two CPU cores. Their baseline is their own run of
+the paper's four optimizers, stored under ``data/results/ablations/<profile>/main/``
+(:data:`MAIN`). Each variant is stored under ``data/results/ablations/<profile>/<study>/<variant>/``.
+Variants identical to a run that already exists (that main run, or another variant) are read
+from there instead of being trained again; :data:`SAME_AS` records which.
 """
 
 from __future__ import annotations
@@ -28,10 +32,19 @@ import torch
 
 from ..method.attention import QuantumAttention
 from . import text_classification as tc
-from .provenance import record
+from .provenance import CODE, record
 from .store import ResultsStore, TableSchema, results_dir, slug
 
-MAIN = "main"  # the experiment-1 results of the same profile
+MAIN = "main"  # the ablations' own run of experiment 1's four optimizers
+# per profile, what the ablations change in experiment 1's configuration
+SETTINGS = {"smoke": {}, "cpu": dict(seeds=5, n_test=1000), "paper": dict(seeds=10)}
+
+
+def config_for(profile: str, **overrides) -> tc.Config:
+    """Experiment 1's configuration for ``profile`` with the ablations' :data:`SETTINGS` and the
+    paper's four optimizers, then ``overrides``."""
+    return tc.config_for(profile, **{"optimizers": tc.OPTIMIZERS, **SETTINGS.get(profile, {}), **overrides})
+
 
 # study -> variant label -> (Config overrides, optimizer label)
 STUDIES: dict[str, dict[str, tuple[dict, str]]] = {
@@ -80,6 +93,10 @@ def variant_dir(study: str, variant: str, profile: str) -> Path:
     return results_dir("ablations", profile) / study / slug(variant)
 
 
+def main_dir(profile: str) -> Path:
+    return results_dir("ablations", profile) / MAIN
+
+
 def run_variant(study: str, variant: str, profile: str = "cpu", progress: bool = True, **config) -> pd.DataFrame:
     """Train (or read) one variant; rows carry ``study`` and ``variant`` columns."""
     if study not in STUDIES or variant not in STUDIES[study]:
@@ -88,12 +105,12 @@ def run_variant(study: str, variant: str, profile: str = "cpu", progress: bool =
     source = SAME_AS.get((study, variant))
     overrides, optimizer = STUDIES[study][variant]
     if source == MAIN:
-        metrics = tc.run_experiment(tc.config_for(profile, **config), progress=progress)
+        metrics = tc.run_experiment(config_for(profile, **config), main_dir(profile), progress=progress)
         metrics = metrics[metrics.optimizer == optimizer]
     elif source is not None:
         metrics = run_variant(*source, profile=profile, progress=progress, **config)
     else:
-        cfg = tc.config_for(profile, optimizers=(optimizer,), **overrides, **config)
+        cfg = config_for(profile, optimizers=(optimizer,), **overrides, **config)
         metrics = tc.run_experiment(cfg, variant_dir(study, variant, profile), progress=progress)
     return metrics.assign(study=study, variant=variant).reset_index(drop=True)
 
@@ -159,6 +176,7 @@ def shot_noise(profile: str = "cpu", seed: int = 0, repeats: int = 3) -> pd.Data
     x = torch.randn(settings["batch"], settings["seq"], settings["d_model"])
     table = shot_noise_in_attention(layer, x, SHOT_COUNTS, repeats=repeats, seed=seed)
     with store.lock():
-        store.write({"metrics": table}, record("cpu", experiment="shot_noise", settings=settings),
+        store.write({"metrics": table},
+                    record("cpu", code=CODE["ablations"], experiment="shot_noise", settings=settings),
                     {"metrics": SHOT_NOISE})
     return table

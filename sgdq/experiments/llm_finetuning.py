@@ -52,7 +52,7 @@ from ..method.checks import check_int, check_number
 from . import gsm8k
 from .config import DEVICES, ExperimentConfig, local_or_hub, resolve_device
 from .guards import NonFiniteError
-from .provenance import now, record, repo_root
+from .provenance import CODE, now, record, repo_root
 from .spec import OptimizerSpec
 from .store import ResultsStore, TableSchema, slug
 
@@ -367,7 +367,8 @@ def run_llm_experiment(cfg: LLMConfig, out_dir: Path | None = None, force: bool 
     train_records = gsm8k.load_gsm8k(source, "train")
     train_records = train_records[: cfg.n_train] if cfg.n_train else train_records
     test_records = gsm8k.load_gsm8k(source, "test")[: cfg.n_eval] if cfg.n_eval else []
-    prov = record(device, experiment=cfg.EXPERIMENT, config=asdict(cfg), config_key=cfg.key(), dataset=source,
+    prov = record(device, code=CODE[cfg.EXPERIMENT],
+                  experiment=cfg.EXPERIMENT, config=asdict(cfg), config_key=cfg.key(), dataset=source,
                   n_train=len(train_records), n_eval=len(test_records), started_at=now(), finished_at=None,
                   reused_optimizers=sorted(done), world_size=int(os.environ.get("WORLD_SIZE", "1")))
     model, tok, desc = load_model(cfg.model)

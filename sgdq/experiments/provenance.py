@@ -60,17 +60,31 @@ def versions() -> dict[str, str]:
 
 
 # The code whose change can change a stored result: the method and the experiments (the
-# analysis only reads results, so editing it does not make them stale).
+# analysis only reads results, so editing it does not make them stale). An experiment names
+# its own smaller set (``code=`` of :func:`record`), so editing one experiment does not make
+# another's results stale.
 FINGERPRINTED = ("sgdq/method", "sgdq/experiments")
+_SHARED = ("sgdq/method", "sgdq/experiments/spec.py", "sgdq/experiments/config.py", "sgdq/experiments/guards.py")
+CODE = {
+    "text_classification": _SHARED + ("sgdq/experiments/text_classification.py", "sgdq/experiments/synthetic.py"),
+    "ablations": _SHARED + ("sgdq/experiments/text_classification.py", "sgdq/experiments/synthetic.py",
+                            "sgdq/experiments/ablations.py"),
+    "llm_finetuning": _SHARED + ("sgdq/experiments/llm_finetuning.py", "sgdq/experiments/gsm8k.py"),
+    "benchmark": _SHARED + ("sgdq/experiments/benchmark.py", "sgdq/experiments/text_classification.py",
+                            "sgdq/experiments/synthetic.py", "benchmarks/run.py"),
+}
 
 
-def code_fingerprint(root=None) -> str:
-    """SHA-256 (first 16 hex digits) of every ``.py`` file under ``FINGERPRINTED``, by path and
-    content: it changes exactly when the code that produces results changes, committed or not."""
+def code_fingerprint(root=None, code=FINGERPRINTED) -> str:
+    """SHA-256 (first 16 hex digits) of every ``.py`` file in ``code`` (files, or folders taken
+    whole), by path and content: it changes exactly when the code that produces a result
+    changes, committed or not."""
     root = Path(root or ROOT)
     digest = hashlib.sha256()
-    for folder in FINGERPRINTED:
-        for path in sorted((root / folder).rglob("*.py")):
+    for entry in code:
+        target = root / entry
+        paths = sorted(target.rglob("*.py")) if target.is_dir() else [target] if target.exists() else []
+        for path in paths:
             digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
@@ -89,7 +103,8 @@ def stale_results(root=None) -> list[dict]:
             rows.append(dict(path=str(path.relative_to(root)), commit=None, status="unreadable provenance"))
             continue
         stored = prov.get("code_fingerprint")
-        if stored != current:
+        code = prov.get("fingerprinted_code")
+        if stored != (code_fingerprint(root, tuple(code)) if code else current):
             rows.append(dict(path=str(path.relative_to(root)), commit=prov.get("git_commit"),
                              status="code changed since" if stored else "no fingerprint (older than fingerprints)"))
     return rows
@@ -103,8 +118,8 @@ def device_name(device) -> str:
     return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def record(device, **fields) -> dict:
-    """A provenance block: ``fields`` (experiment, config, …) plus commit, the code's fingerprint,
-    device and versions."""
-    return dict(fields, git_commit=git_commit(), code_fingerprint=code_fingerprint(), device=device_name(device),
-                versions=versions())
+def record(device, code=FINGERPRINTED, **fields) -> dict:
+    """A provenance block: ``fields`` (experiment, config, …) plus commit, the fingerprint of
+    ``code`` (the files that produce this result, see :data:`CODE`), device and versions."""
+    return dict(fields, git_commit=git_commit(), code_fingerprint=code_fingerprint(code=code),
+                fingerprinted_code=list(code), device=device_name(device), versions=versions())

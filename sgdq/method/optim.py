@@ -38,7 +38,7 @@ from torch.optim.adam import adam as _torch_adam
 from .checks import check_number, is_number
 
 SCOPES = ("tensor", "global")
-PERTURBATIONS = ("sin", "cos", "gaussian", "sign")
+PERTURBATIONS = ("sin", "cos", "gaussian", "sign", "placebo")
 
 
 def perturbation(kind: str, theta: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
@@ -48,7 +48,10 @@ def perturbation(kind: str, theta: torch.Tensor, grad: torch.Tensor) -> torch.Te
     * ``"cos"``: cos(π·θ)·g, the same oscillation shifted by a quarter period;
     * ``"gaussian"``: z·g/√2 with z ~ N(0, 1), noise with the root-mean-square of sin(πθ)·g
       over a uniform θ;
-    * ``"sign"``: a random sign times |g|.
+    * ``"sign"``: a random sign times |g|;
+    * ``"placebo"``: a random sign times |sin(π·θ)·g|: the same entries and, entry by entry,
+      the same size of extra step as Eq. (2), with a direction that no longer depends on θ
+      (the control that separates an effect of sin(πθ) from "any small extra step").
 
     The random controls draw from torch's global generator, so a seeded run repeats.
     """
@@ -61,7 +64,43 @@ def perturbation(kind: str, theta: torch.Tensor, grad: torch.Tensor) -> torch.Te
     if kind == "sign":
         signs = torch.randint(0, 2, grad.shape, device=grad.device).to(grad.dtype).mul_(2).sub_(1)
         return signs.mul_(grad.abs())
+    if kind == "placebo":
+        signs = torch.randint(0, 2, grad.shape, device=grad.device).to(grad.dtype).mul_(2).sub_(1)
+        return torch.sin(math.pi * theta).mul_(grad).abs_().mul_(signs)
     raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {kind!r}")
+
+
+def perturbation_size(kind: str, theta: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """|Q| entry by entry for :func:`perturbation` ``kind``, without drawing random numbers:
+    exact for every kind but ``"gaussian"``, whose root-mean-square |g|/√2 is used."""
+    if kind in ("sin", "placebo"):
+        return torch.sin(math.pi * theta).mul_(grad).abs_()
+    if kind == "cos":
+        return torch.cos(math.pi * theta).mul_(grad).abs_()
+    if kind == "sign":
+        return grad.abs()
+    if kind == "gaussian":
+        return grad.abs().mul_(math.sqrt(0.5))
+    raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {kind!r}")
+
+
+@torch.no_grad()
+def adam_direction_norm(optimizer: Optimizer) -> float:
+    """‖m̂_t / (√v̂_t + ε)‖ over every parameter with Adam state: the size of Eq. (1)'s Adam
+    term per unit learning rate, from the state ``optimizer.step()`` has just written (torch's
+    Adam/AdamW and both optimizers here keep ``exp_avg``, ``exp_avg_sq`` and ``step``)."""
+    total = 0.0
+    for group in optimizer.param_groups:
+        beta1, beta2 = group["betas"]
+        for p in group["params"]:
+            state = optimizer.state.get(p)
+            if not state or "exp_avg" not in state:
+                continue
+            t = float(state["step"])
+            m_hat = state["exp_avg"].double() / (1 - beta1**t)
+            v_hat = state["exp_avg_sq"].double() / (1 - beta2**t)
+            total += float((m_hat / (v_hat.sqrt() + group["eps"])).pow(2).sum())
+    return math.sqrt(total)
 
 
 # --------------------------------------------------------------------------------------
@@ -531,6 +570,24 @@ class SuperpositionalAdam(_AdamFamily):
                                  quantum_weight=group["quantum_weight"], foreach=group["foreach"],
                                  fused=group["fused"], kind=group["perturbation"], head_cache=self._head_cache)
         return loss
+
+
+    @torch.no_grad()
+    def perturbation_norm(self) -> float:
+        """‖λ·Q(θ_t, g_t)‖ over every perturbed entry (Eq. 2, or the chosen control, see
+        :func:`perturbation_size`), from the current parameters and gradients: call it before
+        :meth:`step`. Divided by :func:`adam_direction_norm` after the step, it is the size of
+        the perturbation relative to Adam's step, both per unit learning rate."""
+        total, offset = 0.0, 0
+        for group in self.param_groups:
+            numels = [p.numel() for p in group["params"]]
+            counts = perturbed_counts(numels, group["n_qubits"], group["scope"], offset)
+            offset += sum(numels)
+            for p, k in zip(group["params"], counts):
+                if k and p.grad is not None:
+                    q = perturbation_size(group["perturbation"], read_head(p, k), read_head(p.grad, k))
+                    total += float(q.double().pow(2).sum()) * group["quantum_weight"] ** 2
+        return math.sqrt(total)
 
 
 class QuantumMomentAdam(_AdamFamily):
