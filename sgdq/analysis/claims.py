@@ -26,6 +26,11 @@ from ..experiments.provenance import repo_root
 from . import stats
 
 
+def paper_values(experiment: str | None = None) -> dict[str, float]:
+    """Claim id → the paper's number, for prose that quotes the paper without typing it."""
+    return {c["id"]: c["value"] for c in load_claims(experiment=experiment)}
+
+
 def load_claims(path: Path | None = None, experiment: str | None = None) -> list[dict]:
     path = Path(path) if path else repo_root() / "data" / "claims.yaml"
     claims = yaml.safe_load(path.read_text())

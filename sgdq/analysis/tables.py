@@ -1,6 +1,8 @@
 """The tables and verdict functions the chapters show, each computed here (and tested), never in
 a notebook.
 
+* :func:`comparisons` — every arm of experiment 1 against a reference, paired by seed (chapter 05);
+* :func:`null_table` — where the paper's single-run gaps fall among Adam-against-Adam gaps (chapter 05);
 * :func:`effects` — ablation variants as paired differences from the Adam baseline (chapter 07);
 * :func:`significant_variants` — which of those differ from Adam at 95 % (chapter 07);
 * :func:`toy_summary` / :func:`toy_sentences` — the shallow-minima toy (chapter 01);
@@ -20,6 +22,11 @@ from scipy import stats as _st
 from . import stats
 
 
+def rounded(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """``table`` rounded for display, without the "-0.0" that rounding a tiny negative gives."""
+    return _no_negative_zero(table.round(digits))
+
+
 def _no_negative_zero(table: pd.DataFrame) -> pd.DataFrame:
     """Adding 0.0 turns a rounded -0.0 (a sign of rounding, not of an effect) into 0.0."""
     floats = table.select_dtypes("float").columns
@@ -27,7 +34,75 @@ def _no_negative_zero(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-BASELINE = "the baseline itself"
+def config_table(cfg) -> pd.DataFrame:
+    """A configuration (a dataclass) as a two-column table a reader can scan, tuples and lists
+    joined with commas, instead of one long ``Config(...)`` line."""
+    from dataclasses import fields
+
+    def show(v):
+        return ", ".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v)
+
+    return pd.DataFrame({"setting": [f.name for f in fields(cfg)],
+                         "value": [show(getattr(cfg, f.name)) for f in fields(cfg)]}).set_index("setting")
+
+
+def comparisons(runs: pd.DataFrame, reference: str = "Adam", arms=None) -> pd.DataFrame:
+    """Experiment 1, every arm (or ``arms``) against ``reference``, paired by seed, with the
+    rules of ``data/claims.yaml``: the final-accuracy difference (pp, Student-t 95 % CI), and
+    epochs to 90 %, time per epoch and time to 90 % as ratios of means (%, paired bootstrap
+    95 % CI, censored runs kept), with the log-rank p-value for epochs to 90 %."""
+    rows = []
+    for arm in arms or [a for a in runs.optimizer.unique() if a != reference]:
+        pair = runs[runs.optimizer.isin([arm, reference])]
+        acc = stats.paired(pair, "final_accuracy", reference=reference).loc[arm]
+        row = {"arm": arm, "reference": reference, "seeds": int(acc.n_seeds),
+               "Δ final accuracy (pp)": 100 * acc["mean"], "Δ acc. CI low": 100 * acc.ci_low,
+               "Δ acc. CI high": 100 * acc.ci_high}
+        for label, column in (("epochs to 90 %", "epochs_to_target"), ("time per epoch", "epoch_seconds"),
+                              ("time to 90 %", "seconds_to_target")):
+            m, lo, hi, _ = stats.ratio_of_means(pair, column, arm, reference)
+            row |= {f"{label} (%)": 100 * m, f"{label} CI low": 100 * lo, f"{label} CI high": 100 * hi}
+        row["log-rank p (epochs to 90 %)"] = stats.logrank(pair, "epochs_to_target", arm, reference)
+        rows.append(row)
+    return _no_negative_zero(pd.DataFrame(rows).set_index("arm"))
+
+
+# (label, per-run column, as a ratio, the paper's single-run value in the table's unit, scale)
+NULL_QUANTITIES = [
+    ("final accuracy gap (pp)", "final_accuracy", False, 2.3, 100),
+    ("epochs to 90 % (%)", "epochs_to_target_censored", True, -37.8, 100),
+]
+
+
+def null_table(runs: pd.DataFrame, optimizer: str = "Adam") -> pd.DataFrame:
+    """What noise alone does to a one-run-each comparison like the paper's: the gaps between two
+    runs of ``optimizer`` with different seeds (every ordered pair, unpaired), their central 95 %
+    range, and the share of them at least as large as the paper's gap in its direction."""
+    rows = []
+    for label, column, ratio, paper, scale in NULL_QUANTITIES:
+        gaps = scale * stats.null_gaps(runs, column, optimizer, ratio).gap
+        rows.append({"quantity": label, "pairs": len(gaps), "null 2.5 %": float(np.percentile(gaps, 2.5)),
+                     "null 97.5 %": float(np.percentile(gaps, 97.5)), "paper's gap": paper,
+                     "share of null gaps as large": stats.share_beyond(gaps, paper)})
+    return _no_negative_zero(pd.DataFrame(rows).set_index("quantity"))
+
+
+def null_gap_frame(runs: pd.DataFrame, optimizer: str = "Adam") -> pd.DataFrame:
+    """The null gaps of :data:`NULL_QUANTITIES` in long form (``quantity``, ``gap``), for a figure."""
+    return pd.concat([pd.DataFrame({"quantity": label, "gap": scale * stats.null_gaps(runs, column, optimizer,
+                                                                                        ratio).gap})
+                      for label, column, ratio, _, scale in NULL_QUANTITIES], ignore_index=True)
+
+
+def differences_by_epoch(metrics: pd.DataFrame, reference: str = "Adam") -> pd.DataFrame:
+    """Per arm, seed and epoch: test accuracy minus ``reference``'s at the same seed and epoch (pp),
+    so that curves which coincide are drawn as what they are, differences near zero."""
+    wide = metrics.pivot_table(index=["seed", "epoch"], columns="optimizer", values="test_accuracy")
+    diff = wide.sub(wide[reference], axis=0).drop(columns=reference) * 100
+    return diff.reset_index().melt(id_vars=["seed", "epoch"], var_name="optimizer", value_name="Δ accuracy (pp)")
+
+
+BASELINE = "identical to the baseline (not tested)"
 
 
 def effects(metrics: pd.DataFrame, baseline: pd.DataFrame, target: float = 0.9) -> pd.DataFrame:
@@ -36,7 +111,7 @@ def effects(metrics: pd.DataFrame, baseline: pd.DataFrame, target: float = 0.9) 
     the family), and epochs to ``target`` as a ratio of restricted means against the baseline
     (%, paired bootstrap 95 % CI; censored runs stay in, see :func:`stats.ratio_of_means`).
 
-    A variant whose runs *are* the baseline's (the same stored runs) is shown, marked in
+    A variant whose test accuracies equal the baseline's at every seed and epoch is shown, marked in
     ``note``, and left out of the tests, so no run is compared with itself or counted twice."""
     rows = []
     base_runs = stats.per_run(baseline.assign(optimizer="baseline"), target)
