@@ -197,6 +197,19 @@ def mean_loss_table(metrics: pd.DataFrame, paper: dict[str, float], reference: s
     return table
 
 
+def benchmark_group(table: pd.DataFrame, group: str, include: str | None = None) -> pd.DataFrame:
+    """One group of a benchmark suite table (``benchmarks/run.py``'s file): each measurement's time
+    and its ratio to the baseline timed in the same run, so that every chapter quoting a timing
+    reads the same file (one source for each number)."""
+    rows = table[table.group == group]
+    if include is not None:
+        rows = rows[rows.name.str.contains(include, regex=False)]
+    out = pd.DataFrame({"measurement": rows.name, "time (ms)": 1e3 * rows.seconds,
+                        "× the baseline": rows.ratio.where(rows.baseline.notna(), 1.0),
+                        "baseline": rows.baseline.fillna("(the baseline)")})
+    return out.set_index("measurement")
+
+
 # The performance targets of the project's benchmark issue: (label, row name, bound, "min"/"max").
 TARGETS = [
     ("P1: Φ fwd+bwd vs qiskit-aer (throughput ×)", "Fourier path, forward+backward", 1e4, "min"),

@@ -33,9 +33,8 @@ from .provenance import now, record
 KNOBS: dict[str, dict[str, tuple]] = {
     "01_math": dict(n_starts=(64, 1000, 10000), steps=(150, 600, 1000)),
     "02_circuit": dict(n_points=(64, 400, 2000), n_aer=(16, 256, 2048)),
-    "03_optimizer": dict(seeds=(2, 5, 10), steps=(60, 400, 1000), timing_repeats=(5, 20, 50),
-                         llm_sized=(False, True, True)),
-    "04_quantum_attention": dict(batch=(4, 32, 32), seq=(8, 32, 32), timing_repeats=(5, 30, 100)),
+    "03_optimizer": dict(seeds=(2, 5, 10), steps=(60, 400, 1000)),
+    "04_quantum_attention": dict(batch=(4, 32, 32), seq=(8, 32, 32)),
     "05_text_classification": {},
     "06_llm_finetuning": {},
     "07_ablations": {},
