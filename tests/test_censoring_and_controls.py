@@ -143,3 +143,43 @@ def test_ablation_effects_mark_the_baseline_and_correct_within_the_family():
     tested = eff.dropna(subset=["p"])
     np.testing.assert_allclose(tested["p (Holm)"], stats.holm(tested.p))
     assert tables.significant_variants(eff) == f"better ({eff.loc['better', 'Δ accuracy vs Adam (pp)']:+.2f} pp)"
+
+
+def _metrics(acc: dict[str, list[list[float]]]) -> pd.DataFrame:
+    """arm -> per seed, per epoch accuracies (epoch time 1 s, the placebo arm and Adam included)."""
+    rows = []
+    for arm, seeds in acc.items():
+        for seed, curve in enumerate(seeds):
+            for epoch, a in enumerate(curve, 1):
+                rows.append(dict(optimizer=arm, seed=seed, epoch=epoch, train_loss=1.0, test_accuracy=a,
+                                 epoch_seconds=1.0 + (0.5 if arm != "Adam" else 0.0), step_seconds=0.1,
+                                 perturbation_ratio=math.nan))
+    return pd.DataFrame(rows)
+
+
+def test_comparisons_table_against_hand_computed_numbers():
+    metrics = _metrics({"Adam": [[0.5, 0.91, 0.92], [0.5, 0.8, 0.93], [0.6, 0.85, 0.95]],
+                        "SGD λ=0.5": [[0.91, 0.92, 0.94], [0.5, 0.95, 0.95], [0.6, 0.7, 0.8]]})
+    runs = stats.per_run(metrics)
+    row = tables.comparisons(runs).loc["SGD λ=0.5"]
+    assert row["Δ final accuracy (pp)"] == pytest.approx(100 * np.mean([0.02, 0.02, -0.15]))
+    # epochs to 90 %: Adam 2, 3, 3; SGD 1, 2 and one censored at 3 (restricted to 3: counts as 3)
+    assert row["epochs to 90 % (%)"] == pytest.approx(100 * ((1 + 2 + 3) / 3 / ((2 + 3 + 3) / 3) - 1))
+    assert row["time per epoch (%)"] == pytest.approx(50.0)
+    assert row["seeds"] == 3
+
+
+def test_null_table_places_the_papers_gap_among_adam_pairs():
+    metrics = _metrics({"Adam": [[0.5, 0.90], [0.5, 0.92], [0.5, 0.95], [0.5, 0.91]]})
+    runs = stats.per_run(metrics)
+    null = tables.null_table(runs)
+    gaps = [100 * (a - b) for a in (0.90, 0.92, 0.95, 0.91) for b in (0.90, 0.92, 0.95, 0.91) if a != b]
+    row = null.loc["final accuracy gap (pp)"]
+    assert row.pairs == 12
+    assert row["share of null gaps as large"] == pytest.approx(np.mean(np.array(gaps) >= 2.3))
+
+
+def test_differences_by_epoch_are_paired_by_seed_and_epoch():
+    metrics = _metrics({"Adam": [[0.5, 0.9]], "SGD λ=0.5": [[0.6, 0.85]]})
+    d = tables.differences_by_epoch(metrics).set_index("epoch")["Δ accuracy (pp)"]
+    assert d.loc[1] == pytest.approx(10.0) and d.loc[2] == pytest.approx(-5.0)

@@ -42,7 +42,7 @@ def test_bad_values_name_the_parameter_and_the_choices(key, value, match):
     ("02_circuit", "n_points", 2.5, r"parameter 'n_points' must be an integer >= 1"),
     ("02_circuit", "n_aer", "16", r"parameter 'n_aer' must be an integer >= 1"),
     ("03_optimizer", "seeds", 0, r"parameter 'seeds' must be an integer >= 1"),
-    ("03_optimizer", "llm_sized", "yes", r"parameter 'llm_sized' must be True or False"),
+    ("08_performance", "quick", "yes", r"parameter 'quick' must be True or False"),
 ])
 def test_knobs_are_validated_before_any_compute(nb, key, value, match):
     knobs = {k: None for k in notebook.KNOBS[nb]}

@@ -210,6 +210,51 @@ def test_stale_results_are_flagged_when_their_code_changes(tmp_path):
         "code changed since", "no fingerprint (older than fingerprints)"]
 
 
+def test_an_experiment_is_stale_only_when_its_own_code_changes(tmp_path):
+    """A result records which code it fingerprints; editing another experiment leaves it current."""
+    import json
+
+    from sgdq.experiments import provenance
+
+    for rel in ("sgdq/method/optim.py", "sgdq/experiments/exp_a.py", "sgdq/experiments/exp_b.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x = 1\n")
+    code = ["sgdq/method", "sgdq/experiments/exp_a.py"]
+    results = tmp_path / "data" / "results" / "a" / "cpu"
+    results.mkdir(parents=True)
+    (results / "provenance.json").write_text(json.dumps({
+        "code_fingerprint": provenance.code_fingerprint(tmp_path, code), "fingerprinted_code": code,
+        "git_commit": "abc"}))
+    (tmp_path / "sgdq/experiments/exp_b.py").write_text("x = 2\n")  # another experiment's code
+    assert provenance.stale_results(tmp_path) == []
+    assert provenance.results_index(tmp_path)[0]["code"] == "as now"
+    (tmp_path / "sgdq/method/optim.py").write_text("x = 3\n")  # the shared method: stale
+    assert [r["status"] for r in provenance.stale_results(tmp_path)] == ["code changed since"]
+    row = provenance.results_index(tmp_path)[0]
+    assert (row["results"], row["commit"], row["checkout"], row["code"]) == ("a/cpu", "abc", "clean",
+                                                                             "code changed since")
+
+
+def test_benchmark_group_reads_the_suite_file_with_its_baseline():
+    suite = pd.DataFrame(dict(group=["attention", "attention", "optimizer"], name=["mha", "quantum", "adamw"],
+                              seconds=[0.002, 0.003, 0.001], baseline=[None, "mha", None], ratio=[None, 1.5, None]))
+    t = tables.benchmark_group(suite, "attention")
+    assert list(t.index) == ["mha", "quantum"]
+    assert t.loc["quantum", "× the baseline"] == 1.5 and t.loc["mha", "× the baseline"] == 1.0
+    assert t.loc["quantum", "time (ms)"] == pytest.approx(3.0)
+
+
+def test_config_table_lists_every_field_readably():
+    import dataclasses
+
+    from sgdq.experiments import text_classification as tc
+
+    cfg = tc.config_for("smoke")
+    t = tables.config_table(cfg)
+    assert t.loc["eps", "value"] == "1e-08" and t.loc["betas", "value"] == "0.9, 0.999"
+    assert len(t) == len(dataclasses.fields(cfg))
+
+
 def test_the_current_results_report_names_every_stale_file():
     """Flags (does not fail on) stored results whose code changed: the list the status page shows."""
     import warnings
