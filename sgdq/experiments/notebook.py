@@ -39,6 +39,7 @@ KNOBS: dict[str, dict[str, tuple]] = {
     "06_llm_finetuning": {},
     "07_ablations": {},
     "08_performance": dict(quick=(True, False, False)),
+    "09_qpu": {},
 }
 # notebook -> profile -> settings
 SETTINGS: dict[str, dict[str, dict]] = {
