@@ -157,7 +157,8 @@ def test_bad_configuration_is_refused_before_any_work():
 
 def test_smoke_rerun_matches_the_committed_smoke_results(tmp_path):
     committed = tc.load_metrics(tc.results_dir("smoke"))
-    assert len(committed) == 4 * tc.Config.PROFILES["smoke"]["seeds"] * tc.Config.PROFILES["smoke"]["epochs"]
+    arms = len(tc.Config.PROFILES["smoke"]["optimizers"])
+    assert len(committed) == arms * tc.Config.PROFILES["smoke"]["seeds"] * tc.Config.PROFILES["smoke"]["epochs"]
     fresh = tc.run_experiment(tc.config_for("smoke"), tmp_path, progress=False)
     key = ["optimizer", "seed", "epoch"]
     both = committed.merge(fresh, on=key, suffixes=("_c", "_f"))
