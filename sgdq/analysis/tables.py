@@ -34,6 +34,16 @@ def _no_negative_zero(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`stats.summary` for display: two decimals, and the perturbation's relative size in
+    scientific notation (rounding would show 1e-4 as 0.0); "–" where an arm has none."""
+    summary = stats.summary(runs)
+    shown = _no_negative_zero(summary.round(2))
+    col = "‖λQ‖ / ‖Adam step‖ (median)"
+    shown[col] = summary[col].map(lambda v: "–" if pd.isna(v) else f"{v:.1e}")
+    return shown
+
+
 def config_table(cfg) -> pd.DataFrame:
     """A configuration (a dataclass) as a two-column table a reader can scan, tuples and lists
     joined with commas, instead of one long ``Config(...)`` line."""
