@@ -117,7 +117,8 @@ def write_status_page(status_file: Path, page: Path) -> None:
               "| results (under data/results) | commit | checkout | code | device | workers | finished (UTC) |",
               "|---|---|---|---|---|---:|---|"]
     zwsp = "\u200b"  # a line may break after / and _ in a long path, so the table fits its column
-    lines += [f"| {r['results'].replace('/', '/' + zwsp).replace('_', '_' + zwsp)} | `{r['commit']}` | {r['checkout']} | {r['code']} | {r['device']} | {r['workers']} "
+    lines += [f"| {r['results'].replace('/', '/' + zwsp).replace('_', '_' + zwsp)} "
+              f"| `{r['commit']}` | {r['checkout']} | {r['code']} | {r['device']} | {r['workers']} "
               f"| {r['finished']} |" for r in index]
     lines += ["", f"Built from commit `{data['git_commit']}`, finished {data['finished_at']}.", "",
               "## Package versions", "",
