@@ -180,3 +180,31 @@ def shot_noise(profile: str = "cpu", seed: int = 0, repeats: int = 3) -> pd.Data
                     record("cpu", code=CODE["ablations"], experiment="shot_noise", settings=settings),
                     {"metrics": SHOT_NOISE})
     return table
+
+
+def regenerate(profile: str = "cpu", studies=None, progress: bool = True) -> list[str]:
+    """Retrain the ablations' own baseline run and every trained variant (not those in :data:`SAME_AS`)
+    of ``studies`` (default: all) from scratch, so that all of them come from the current commit.
+    Returns the folders written."""
+    written = []
+    tc.run_experiment(config_for(profile), main_dir(profile), force=True, progress=progress)
+    written.append(str(main_dir(profile)))
+    for study in studies or STUDIES:
+        for variant, (overrides, optimizer) in STUDIES[study].items():
+            if (study, variant) in SAME_AS:
+                continue
+            cfg = config_for(profile, optimizers=(optimizer,), **overrides)
+            tc.run_experiment(cfg, variant_dir(study, variant, profile), force=True, progress=progress)
+            written.append(str(variant_dir(study, variant, profile)))
+    return written
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Retrain every ablation at one commit (baseline and trained variants).")
+    ap.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "paper"))
+    ap.add_argument("--study", action="append", choices=list(STUDIES), help="only these studies (repeatable)")
+    args = ap.parse_args()
+    for folder in regenerate(args.profile, args.study):
+        print("wrote", folder)
