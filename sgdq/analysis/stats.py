@@ -124,10 +124,6 @@ def _columns(runs: pd.DataFrame, column: str, optimizer: str) -> tuple[np.ndarra
     return values, np.isfinite(values), g.index
 
 
-def _mean(values, flags, horizon=None) -> float:
-    return restricted_mean(values, flags, horizon)
-
-
 def mean_interval(runs: pd.DataFrame, column: str, optimizer: str, n_resamples: int = 4999,
                   seed: int = 0) -> tuple[float, float, float]:
     """(mean, low, high): for a time to the target, the restricted mean with a percentile
@@ -135,10 +131,10 @@ def mean_interval(runs: pd.DataFrame, column: str, optimizer: str, n_resamples: 
     values, flags, _ = _columns(runs, column, optimizer)
     if column not in EVENTS:
         return mean_ci(values)
-    est = _mean(values, flags)
+    est = restricted_mean(values, flags)
     if len(values) < 2:
         return (est, math.nan, math.nan)
-    res = _st.bootstrap((values, flags), _mean, paired=True, vectorized=False, n_resamples=n_resamples,
+    res = _st.bootstrap((values, flags), restricted_mean, paired=True, vectorized=False, n_resamples=n_resamples,
                         method="percentile", rng=np.random.default_rng(seed))
     return (est, float(res.confidence_interval.low), float(res.confidence_interval.high))
 
@@ -160,7 +156,7 @@ def ratio_of_means(runs: pd.DataFrame, column: str, optimizer: str, reference: s
 
     def ratio(a, fa, b, fb):
         horizon = max(a.max(), b.max())
-        return _mean(a, fa, horizon) / _mean(b, fb, horizon) - 1
+        return restricted_mean(a, fa, horizon) / restricted_mean(b, fb, horizon) - 1
 
     if len(a) == 0:
         return (math.nan, math.nan, math.nan, 0)
