@@ -183,3 +183,54 @@ def test_differences_by_epoch_are_paired_by_seed_and_epoch():
     metrics = _metrics({"Adam": [[0.5, 0.9]], "SGD λ=0.5": [[0.6, 0.85]]})
     d = tables.differences_by_epoch(metrics).set_index("epoch")["Δ accuracy (pp)"]
     assert d.loc[1] == pytest.approx(10.0) and d.loc[2] == pytest.approx(-5.0)
+
+
+# --------------------------------------------------------------------------------------
+# Experiment 2 (issue 15): paired by data order, judged against the data-order noise floor
+# --------------------------------------------------------------------------------------
+def _llm_metrics(effect_pct: float, order_spread: float, seeds=4, steps=5, jitter=0.0005):
+    """AdamW's per-order mean loss spreads by ``order_spread`` (relative); the arm is AdamW's
+    loss times (1 + effect), step by step, with a small per-order jitter of the effect."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in range(seeds):
+        base = 1.0 + order_spread * (seed - (seeds - 1) / 2)
+        arm = 1 + effect_pct / 100 + jitter * rng.standard_normal()
+        for step in range(1, steps + 1):
+            loss = base * (1 + 0.1 * np.sin(step))
+            rows += [dict(optimizer="AdamW", seed=seed, step=step, loss=loss),
+                     dict(optimizer="SGD λ=0.5, without lr", seed=seed, step=step, loss=loss * arm)]
+    return pd.DataFrame(rows)
+
+
+def _exp2_claim():
+    return next(c for c in claims.load_claims(experiment="llm_finetuning")
+                if c["id"] == "exp2_loss_reduction_sgd05_without_lr")
+
+
+@pytest.mark.parametrize("effect,spread,expected", [
+    (-4.2, 0.01, "reproduced"),  # beyond a 1 % floor
+    (-4.2, 0.2, "not reproduced"),  # a real paired effect, but inside a ~26 % data-order floor
+    (-1.0, 0.002, "smaller than claimed"),  # a real but smaller effect, beyond a 0.26 % floor
+    (-1.0, 0.01, "not reproduced"),  # the same effect inside a 1.3 % floor
+    (0.0, 0.01, "not reproduced"),
+    (2.0, 0.01, "contradicted"),
+])
+def test_exp2_relative_claims_are_paired_by_order_and_face_the_noise_floor(effect, spread, expected):
+    metrics = _llm_metrics(effect, spread)
+    diff = claims.paired_relative(metrics, "SGD λ=0.5, without lr")
+    assert diff.mean() == pytest.approx(effect, abs=0.2) and len(diff) == 4
+    adamw = metrics[metrics.optimizer == "AdamW"].groupby("seed").loss.mean()
+    assert claims.noise_floor(metrics) == pytest.approx(100 * adamw.std() / adamw.mean())
+    row = claims.evaluate(metrics, "llm_finetuning", "test", claims=[_exp2_claim()]).iloc[0]
+    assert row.verdict == expected and row.n_seeds == 4
+    if spread == 0.2:
+        assert "noise floor" in row.reason
+
+
+def test_exp2_untrained_arms_say_why():
+    metrics = _llm_metrics(-1.0, 0.01)
+    literal = next(c for c in claims.load_claims(experiment="llm_finetuning") if c["id"] == "exp2_loss_reduction_sgd05")
+    row = claims.evaluate(metrics, "llm_finetuning", "test", claims=[literal],
+                          absent_reasons={"SGD λ=0.5": "not trained: tiny"}).iloc[0]
+    assert row.verdict == "not testable here" and row.reason == "not trained: tiny"

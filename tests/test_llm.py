@@ -136,6 +136,12 @@ def test_warmup_is_table_iii_scaled_to_the_subset():
 def test_bad_configuration_is_refused():
     with pytest.raises(ValueError, match="unknown optimizer"):
         lf.config_for("smoke", optimizers=("AdamW", "Lion"))
+    with pytest.raises(ValueError, match="unknown arm 'SGD λ=0.5, sideways'.*reading one of"):
+        lf.config_for("smoke", optimizers=("SGD λ=0.5, sideways",))
+    with pytest.raises(ValueError, match="readings must be 'auto' or a list"):
+        lf.config_for("smoke", readings=("literal", "lateral"))
+    with pytest.raises(ValueError, match="padded_control must be True or False"):
+        lf.config_for("smoke", padded_control="no")
     with pytest.raises(ValueError, match="n_train must be"):
         lf.config_for("smoke", n_train=0)
     with pytest.raises(ValueError, match="profile must be one of"):
@@ -174,23 +180,34 @@ def test_trust_remote_code_is_never_enabled(monkeypatch, tiny_model):
 # The Trainer run: fairness, results, resume
 # --------------------------------------------------------------------------------------
 def tiny_cfg(model, **kw):
-    return lf.config_for("smoke", **(dict(model=model, dataset=str(SHARED), n_train=4, max_length=160, n_eval=1,
-                                          eval_max_new_tokens=4) | kw))
+    return lf.config_for("smoke", **(dict(model=model, dataset=str(SHARED), n_train=4, max_length=160, n_heldout=3,
+                                          loss_study_problems=1) | kw))
 
 
 @needs_shared
-def test_run_writes_results_with_the_same_start_for_every_optimizer(tmp_path, tiny_model):
-    metrics = lf.run_llm_experiment(tiny_cfg(tiny_model), tmp_path, progress=False)
-    assert list(metrics.groupby("optimizer", sort=False).step.max()) == [4, 4, 4]
-    first = metrics[metrics.step == 1].loss
-    assert first.nunique() == 1  # same initial weights and the same first problem
+def test_run_writes_results_with_the_same_start_for_every_arm_and_order(tmp_path, tiny_model):
+    cfg = tiny_cfg(tiny_model, seeds=2, readings=("literal", "without lr"), lambdas=(0.5,), padded_control=True)
+    metrics = lf.run_llm_experiment(cfg, tmp_path, progress=False)
+    arms = ["AdamW", "SGD λ=0.5", "SGD λ=0.5, without lr"]
+    assert set(metrics.optimizer) == set(arms) | {lf.PADDED}
+    runs = metrics.groupby(["optimizer", "seed"]).step.max()
+    assert len(runs) == 2 * 3 + 1 and (runs == 4).all()
+    # the same weights and, per data order, the same first problem for every arm ...
+    first = metrics[(metrics.step == 1) & (metrics.optimizer != lf.PADDED)]
+    assert first.groupby("seed").loss.nunique().eq(1).all()
+    # ... and different data orders give different first problems
+    assert first.loss.nunique() == 2
     stored = pd.read_csv(tmp_path / "metrics.csv")
-    assert set(lf.OPTIMIZERS) == set(stored.optimizer) and {"step", "loss"} <= set(stored.columns)
-    ev = pd.read_csv(tmp_path / "eval.csv")
-    assert list(ev.stage) == ["before", "after", "after", "after"] and (ev.n == 1).all()
+    assert {"optimizer", "seed", "step", "loss"} <= set(stored.columns) and len(stored) == len(metrics)
+    held = pd.read_csv(tmp_path / "heldout.csv")
+    assert set(held.columns) >= {"optimizer", "seed", "problem", "loss"}
+    assert held.groupby(["optimizer", "seed"]).problem.count().eq(3).all()
+    assert set(held.optimizer) == set(arms) | {lf.BASE}
+    study = pd.read_csv(tmp_path / "loss_definitions.csv")
+    assert set(study.definition) == set(lf.DEFINITIONS)
     prov = json.loads((tmp_path / "provenance.json").read_text())
     assert prov["model"]["name"] == tiny_model and prov["n_train"] == 4 and prov["dataset"] == str(SHARED)
-    assert prov["warmup_steps"] == 0 and "scaled" in prov["warmup_note"]
+    assert prov["warmup_steps"] == 0 and "scaled" in prov["warmup_note"] and prov["arms"] == arms
     assert not (tmp_path / "checkpoints").exists()
     assert (metrics.loss > 0).all()
     with pytest.raises(ValueError, match="another configuration"):
@@ -198,10 +215,42 @@ def test_run_writes_results_with_the_same_start_for_every_optimizer(tmp_path, ti
 
 
 @needs_shared
+def test_auto_readings_follow_the_magnitude_rule(tmp_path, tiny_model):
+    """readings="auto" trains exactly the readings whose median ratio at the largest λ reaches
+    min_ratio, and says why the others were left out."""
+    cfg = tiny_cfg(tiny_model, lambdas=(0.5,), n_heldout=0, loss_study_problems=0, max_steps=1)
+    metrics = lf.run_llm_experiment(cfg, tmp_path, progress=False)
+    sizes = pd.read_csv(tmp_path / "magnitudes.csv")
+    assert set(sizes.reading) == set(lf.READINGS) and len(sizes) == len(lf.READINGS) * cfg.magnitude_steps
+    median = sizes.groupby("reading").ratio_per_lambda.median() * 0.5
+    kept = sorted(r for r in lf.READINGS if median[r] >= cfg.min_ratio)
+    assert sorted(lf.parse_arm(a)[1] for a in set(metrics.optimizer) - {"AdamW"}) == kept
+    assert median["literal"] < median["every entry"] < median["normalised, every entry"]
+    skipped = cfg.skipped(sizes)
+    assert set(skipped) == {lf.arm_label(0.5, r) for r in lf.READINGS if r not in kept}
+    assert all("not trained" in why for why in skipped.values())
+
+
+def test_per_example_loss_is_the_models_own_loss(tiny_model):
+    """Batched and padded, each example's mean loss equals the model's loss on it alone."""
+    model, tok, _ = lf.load_model(tiny_model)
+    items = []
+    for q, a in (("What is 2+3?", "2+3=5\n#### 5"), ("A much longer question, is it not, with words?", "No.\n#### 0")):
+        e = gsm8k.encode(tok, q, a, 2048)
+        items.append(dict(input_ids=e.input_ids, labels=e.labels))
+    batched = lf.per_example_loss(model, items, tok.pad_token_id, batch_size=2)
+    with torch.no_grad():
+        alone = [float(model(input_ids=torch.tensor([x["input_ids"]]), labels=torch.tensor([x["labels"]])).loss)
+                 for x in items]
+    assert batched == pytest.approx(alone, rel=1e-4)
+
+
+@needs_shared
 def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_loss_curve(tmp_path, tiny_model):
     from transformers import TrainerCallback
 
-    cfg = tiny_cfg(tiny_model, n_train=6, save_steps=1, optimizers=("SGD λ=0.5",), n_eval=0)
+    cfg = tiny_cfg(tiny_model, n_train=6, save_steps=1, optimizers=("SGD λ=0.5",), n_heldout=0,
+                   loss_study_problems=0)
     straight = lf.run_llm_experiment(cfg, tmp_path / "a", progress=False)
 
     class Interrupt(TrainerCallback):
@@ -212,7 +261,7 @@ def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_loss_curve(tm
     with pytest.raises(KeyboardInterrupt):
         lf.run_llm_experiment(cfg, tmp_path / "b", progress=False, callbacks=[Interrupt()])
     assert not (tmp_path / "b" / "metrics.csv").exists()
-    assert (tmp_path / "b" / "checkpoints" / "SGD_lambda_0_5" / "checkpoint-3").is_dir()
+    assert (tmp_path / "b" / "checkpoints" / "SGD_lambda_0_5_seed0" / "checkpoint-3").is_dir()
     resumed = lf.run_llm_experiment(cfg, tmp_path / "b", progress=False)
     assert list(resumed.step) == [1, 2, 3, 4, 5, 6]
     pd.testing.assert_series_equal(resumed.loss, straight.loss, rtol=1e-6)
@@ -244,7 +293,7 @@ def test_ddp_with_two_cpu_processes_equals_one_process_with_the_same_global_batc
     (data / "train.jsonl").write_text("\n".join(json.dumps(record) for _ in range(8)) + "\n")
     shutil.copy(data / "train.jsonl", data / "test.jsonl")
     common = ["--profile", "smoke", "--model", tiny_model, "--dataset", str(data), "--optimizers", "SGD λ=0.5",
-              "--n-train", "8", "--max-steps", "3", "--max-length", "256", "--n-eval", "0", "--force"]
+              "--n-train", "8", "--max-steps", "3", "--max-length", "256", "--n-heldout", "0", "--force"]
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     for d in (single, ddp):
         d.mkdir()
@@ -260,8 +309,8 @@ def test_ddp_with_two_cpu_processes_equals_one_process_with_the_same_global_batc
     assert two.returncode == 0, two.stderr[-3000:]
     prov = json.loads((ddp / "provenance.json").read_text())
     assert prov["world_size"] == 2
-    a = torch.load(single / "SGD_lambda_0_5.pt")
-    b = torch.load(ddp / "SGD_lambda_0_5.pt")
+    a = torch.load(single / "SGD_lambda_0_5_seed0.pt")
+    b = torch.load(ddp / "SGD_lambda_0_5_seed0.pt")
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(b[k], a[k], atol=1e-6, rtol=1e-5, msg=k)
@@ -272,7 +321,7 @@ def test_ddp_with_two_cpu_processes_equals_one_process_with_the_same_global_batc
 def test_stored_results_are_read_without_the_data_or_the_model(tmp_path, monkeypatch):
     """Rebuilding the book must not need GSM8K or the model when the results are stored."""
     committed = lf.results_dir("smoke")
-    for name in ("metrics.csv", "eval.csv", "provenance.json"):
+    for name in ("metrics.csv", "heldout.csv", "magnitudes.csv", "loss_definitions.csv", "provenance.json"):
         shutil.copy(committed / name, tmp_path / name)
     monkeypatch.setattr(lf.gsm8k, "load_gsm8k", lambda *a, **k: pytest.fail("the data was loaded"))
     monkeypatch.setattr(lf, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))

@@ -16,19 +16,23 @@ PATH_IDS = ["reference", "foreach", "fused", "auto"]
 class NumpySGD:
     """Eq. (1)–(2) written from the issue's text in float64 numpy, one flat vector per tensor."""
 
-    def __init__(self, params, lr, betas, eps, wd, lam, n_qubits, scope):
+    def __init__(self, params, lr, betas, eps, wd, lam, n_qubits, scope, normalize_q=False, q_times_lr=True):
         self.p = [np.array(p, dtype=np.float64).ravel() for p in params]
         self.m = [np.zeros_like(p) for p in self.p]
         self.v = [np.zeros_like(p) for p in self.p]
         self.lr, (self.b1, self.b2), self.eps, self.wd = lr, betas, eps, wd
         self.lam, self.n, self.scope, self.t = lam, n_qubits, scope, 0
+        self.normalize_q, self.q_times_lr = normalize_q, q_times_lr
 
     def step(self, grads):
         self.t += 1
         offset = 0
         for i, (p, g) in enumerate(zip(self.p, grads)):
             g = np.array(g, dtype=np.float64).ravel()
-            idx = np.arange(p.size) + (offset if self.scope == "global" else 0)
+            if self.scope == "whole_tensors":  # reading (a): tensor i is perturbed whole if i < n
+                idx = np.full(p.size, i)
+            else:
+                idx = np.arange(p.size) + (offset if self.scope == "global" else 0)
             q = np.where(idx < self.n, np.sin(np.pi * p) * g, 0.0)
             offset += p.size
             decayed = p * (1 - self.lr * self.wd)
@@ -36,7 +40,10 @@ class NumpySGD:
             self.v[i] = self.b2 * self.v[i] + (1 - self.b2) * g * g
             mhat = self.m[i] / (1 - self.b1**self.t)
             vhat = self.v[i] / (1 - self.b2**self.t)
-            self.p[i] = decayed - self.lr * mhat / (np.sqrt(vhat) + self.eps) - self.lr * self.lam * q
+            if self.normalize_q:  # reading (b)
+                q = q / (np.sqrt(vhat) + self.eps)
+            q_step = (self.lr if self.q_times_lr else 1.0) * self.lam * q  # reading (c) without lr
+            self.p[i] = decayed - self.lr * mhat / (np.sqrt(vhat) + self.eps) - q_step
 
 
 def make_model(seed=0):
@@ -92,6 +99,102 @@ def test_matches_numpy_model_of_eq1_eq2(path, scope, n_qubits):
         # the numpy model follows our parameters' gradients, so compare every step
         for p, q in zip(model.parameters(), ref.p):
             np.testing.assert_allclose(p.detach().numpy().ravel(), q, atol=2e-6, rtol=1e-5)
+
+
+READINGS = {"a: first tensors": dict(scope="whole_tensors", n_qubits=2),
+            "b: normalised": dict(normalize_q=True), "c: without lr": dict(q_times_lr=False),
+            "b+d": dict(normalize_q=True, n_qubits=None), "a+b+c": dict(scope="whole_tensors", n_qubits=3,
+                                                                      normalize_q=True, q_times_lr=False)}
+
+
+@pytest.mark.parametrize("path", PATHS, ids=PATH_IDS)
+@pytest.mark.parametrize("reading", list(READINGS))
+def test_each_reading_matches_the_numpy_model(path, reading):
+    """Readings (a)–(c) of issue 15, alone and combined, against the float64 numpy model."""
+    kw_reading = {"n_qubits": 4, "scope": "tensor", **READINGS[reading]}
+    X, Y = data()
+    model = make_model()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)
+    kw = dict(lr=3e-2, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.2)
+    n = kw_reading["n_qubits"]
+    ref = NumpySGD([p.detach().numpy() for p in model.parameters()], kw["lr"], kw["betas"], kw["eps"],
+                   kw["weight_decay"], 0.3, math.inf if n is None else n, kw_reading["scope"],
+                   kw_reading.get("normalize_q", False), kw_reading.get("q_times_lr", True))
+    opt = SuperpositionalAdam(model.parameters(), quantum_weight=0.3, **kw_reading, **kw, **path)
+    moved = False
+    for _ in range(12):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(X), Y).backward()
+        before = [p.detach().double().numpy().ravel().copy() for p in model.parameters()]
+        ref.step([p.grad.double().numpy() for p in model.parameters()])
+        opt.step()
+        for p, q, b in zip(model.parameters(), ref.p, before):
+            np.testing.assert_allclose(p.detach().numpy().ravel(), q, atol=5e-6, rtol=1e-5)
+            moved |= not np.allclose(q, b)
+        ref.p = [p.detach().double().numpy().ravel().copy() for p in model.parameters()]
+    assert moved
+
+
+@pytest.mark.parametrize("path", PATHS, ids=PATH_IDS)
+@pytest.mark.parametrize("reading", list(READINGS))
+def test_each_reading_is_adamw_at_lambda_zero(path, reading):
+    X, Y = data()
+    base = make_model()
+    m_ref = copy.deepcopy(base)
+    ref = train(m_ref, torch.optim.AdamW(m_ref.parameters(), lr=1e-2, weight_decay=0.1, foreach=False), 15, X, Y)
+    m = copy.deepcopy(base)
+    ours = train(m, SuperpositionalAdam(m.parameters(), lr=1e-2, weight_decay=0.1, quantum_weight=0.0,
+                                        **READINGS[reading], **path), 15, X, Y)
+    torch.testing.assert_close(ours, ref, atol=1e-6, rtol=1e-6)
+
+
+def test_readings_change_the_step_by_the_stated_amount():
+    """One step from the same state, by hand: (b) divides lr·λ·Q by √v̂ + ε (= |g|/√(1−β₂)·√(1−β₂)
+    = |g| + ε at step 1), (c) drops the lr, (a) perturbs the whole first tensors only."""
+    torch.manual_seed(0)
+    w0, b0 = torch.randn(3, 4) * 2, torch.randn(3)
+    gw, gb = torch.randn(3, 4), torch.randn(3)
+    lr, lam, eps = 0.1, 0.5, 1e-8
+
+    def one_step(**kw):
+        w, b = w0.clone().requires_grad_(), b0.clone().requires_grad_()
+        w.grad, b.grad = gw.clone(), gb.clone()
+        SuperpositionalAdam([w, b], lr=lr, quantum_weight=lam, eps=eps, **kw).step()
+        return w.detach(), b.detach()
+
+    aw = torch.optim.AdamW([w := w0.clone().requires_grad_(), b := b0.clone().requires_grad_()], lr=lr,
+                           weight_decay=0.0, eps=eps)
+    w.grad, b.grad = gw.clone(), gb.clone()
+    aw.step()
+    adam_w, adam_b = w.detach(), b.detach()
+    qw, qb = torch.sin(math.pi * w0) * gw, torch.sin(math.pi * b0) * gb
+    w_b, b_b = one_step(normalize_q=True, n_qubits=None)
+    torch.testing.assert_close(w_b, adam_w - lr * lam * qw / (gw.abs() + eps))
+    torch.testing.assert_close(b_b, adam_b - lr * lam * qb / (gb.abs() + eps))
+    w_c, _ = one_step(q_times_lr=False, n_qubits=None)
+    torch.testing.assert_close(w_c, adam_w - lam * qw)
+    w_a, b_a = one_step(scope="whole_tensors", n_qubits=1)
+    torch.testing.assert_close(w_a, adam_w - lr * lam * qw)
+    torch.testing.assert_close(b_a, adam_b)
+
+
+def test_whole_tensor_scope_counts_tensors_across_groups():
+    assert perturbed_counts([3, 10, 2], 2, "whole_tensors") == [3, 10, 0]
+    assert perturbed_counts([3, 10, 2], 2, "whole_tensors", offset=1) == [3, 0, 0]
+    torch.manual_seed(0)
+    a, b, c = (torch.randn(4, requires_grad=True) for _ in range(3))
+    opt = SuperpositionalAdam([{"params": [a, b]}, {"params": [c]}], lr=0.1, n_qubits=2, scope="whole_tensors")
+    ref = torch.optim.AdamW([x.detach().clone().requires_grad_() for x in (a, b, c)], lr=0.1, weight_decay=0.0)
+    for x, y in zip((a, b, c), ref.param_groups[0]["params"]):
+        x.grad = torch.ones(4)
+        y.grad = torch.ones(4)
+    opt.step()
+    ref.step()
+    new = ref.param_groups[0]["params"]
+    assert not torch.equal(a, new[0]) and not torch.equal(b, new[1])
+    torch.testing.assert_close(c, new[2])  # the third tensor is outside the first two
 
 
 def test_perturbation_really_changes_only_the_first_elements():

@@ -47,6 +47,9 @@ def _sgd_inputs(device, dtype=None):
         OptimizerInput(params=None, kwargs={"quantum_weight": 1.0, "n_qubits": None}, desc="every entry"),
         OptimizerInput(params=None, kwargs={"scope": "global", "n_qubits": 7}, desc="global scope"),
         OptimizerInput(params=None, kwargs={"perturbation": "cos"}, desc="cos control"),
+        OptimizerInput(params=None, kwargs={"scope": "whole_tensors", "n_qubits": 1}, desc="reading a"),
+        OptimizerInput(params=None, kwargs={"normalize_q": True}, desc="reading b"),
+        OptimizerInput(params=None, kwargs={"q_times_lr": False, "quantum_weight": 1e-3}, desc="reading c"),
     ]
 
 
@@ -56,7 +59,9 @@ def _sgd_errors(device, dtype):
         ({"betas": (1.0, 0.9)}, r"betas\[0\]"), ({"eps": 0.0}, "eps must be"),
         ({"weight_decay": -0.1}, "weight_decay"), ({"quantum_weight": float("nan")}, "quantum_weight"),
         ({"n_qubits": -1}, "n_qubits"), ({"n_qubits": 2.5}, "n_qubits"), ({"scope": "Tensor"}, "scope must be"),
-        ({"perturbation": "tan"}, "perturbation"), ({"foreach": True, "fused": True}, "cannot both"),
+        ({"perturbation": "tan"}, "perturbation"),
+        ({"normalize_q": 1}, "normalize_q must be True or False"),
+        ({"q_times_lr": "yes"}, "q_times_lr"), ({"foreach": True, "fused": True}, "cannot both"),
     ]
     return [ErrorOptimizerInput(OptimizerInput(params=None, kwargs=kw, desc=msg), error_type=ValueError,
                                 error_regex=msg) for kw, msg in bad]
@@ -199,7 +204,13 @@ def test_param_groups_lr_and_weight_decay(cls, kwargs):
     for _ in range(3):
         opt.step(_closure(model, opt, X, Y))
     after = list(model.parameters())
-    torch.testing.assert_close(after[0], before[0], rtol=0, atol=0)
+    if kw.get("q_times_lr") is False:
+        # reading (c): λ·Q does not scale with lr, so an lr-0 group still moves, but only on
+        # its perturbed entries (the first n_qubits = 4 of each tensor)
+        moved = (after[0] != before[0]).flatten()
+        assert moved[:4].any() and not moved[4:].any()
+    else:
+        torch.testing.assert_close(after[0], before[0], rtol=0, atol=0)
     assert not torch.equal(after[2], before[2])
 
 
@@ -390,8 +401,8 @@ def test_mixed_dtypes_in_one_group(cls, kwargs):
         ref.update(foreach=False, fused=False)
     ra, rb = a.detach().clone().requires_grad_(), b.detach().clone().requires_grad_()
     ref_opt = [cls([ra], **_kw(ref)), cls([rb], **_kw(ref))]
-    if cls is SuperpositionalAdam and kwargs.get("scope") == "global":
-        return  # the global offset couples the tensors; covered by tests/test_optim.py's numpy model
+    if cls is SuperpositionalAdam and kwargs.get("scope") in ("global", "whole_tensors"):
+        return  # the offset couples the tensors; covered by tests/test_optim.py's numpy model
     for _ in range(4):
         for t, r in ((a, ra), (b, rb)):
             t.grad = torch.cos(t.detach() * 3)

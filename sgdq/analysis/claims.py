@@ -37,17 +37,37 @@ def load_claims(path: Path | None = None, experiment: str | None = None) -> list
     return [c for c in claims if experiment is None or c["experiment"] == experiment]
 
 
+def llm_runs(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Experiment 2, one row per (optimizer, seed): the run's mean training loss (Table I's
+    statistic) over its logged steps."""
+    return metrics.groupby(["optimizer", "seed"], sort=False).loss.mean().rename("mean_loss").reset_index()
+
+
+def noise_floor(metrics: pd.DataFrame, reference: str = "AdamW") -> float:
+    """The data-order noise floor in %: the standard deviation of ``reference``'s mean loss
+    across data orders, relative to its mean (NaN with fewer than two orders)."""
+    runs = llm_runs(metrics)
+    x = runs[runs.optimizer == reference].mean_loss
+    return 100 * float(x.std(ddof=1) / x.mean()) if len(x) > 1 else math.nan
+
+
+def paired_relative(metrics: pd.DataFrame, optimizer: str, reference: str = "AdamW") -> pd.Series:
+    """Per data order: 100·(optimizer's mean loss / reference's − 1), paired by seed."""
+    wide = llm_runs(metrics).pivot(index="seed", columns="optimizer", values="mean_loss")
+    both = wide[[optimizer, reference]].dropna()
+    return 100 * (both[optimizer] / both[reference] - 1)
+
+
 def _estimate_llm(claim: dict, metrics: pd.DataFrame) -> tuple[float, float, float, int]:
-    """Experiment 2: (estimate, ci_low, ci_high, n_steps); intervals over steps, paired by step."""
-    wide = metrics.pivot(index="step", columns="optimizer", values="loss")
-    mine = wide[claim["optimizer"]].dropna()
+    """Experiment 2: (estimate, ci_low, ci_high, n_data_orders); t-intervals over data orders."""
     if claim["metric"] == "mean_loss":
+        runs = llm_runs(metrics)
+        mine = runs[runs.optimizer == claim["optimizer"]].mean_loss
         m, lo, hi = stats.mean_ci(mine)
         return m, lo, hi, len(mine)
-    both = wide[[claim["optimizer"], claim["reference"]]].dropna()
-    ref_mean = both[claim["reference"]].mean()
-    m, lo, hi = stats.mean_ci(both[claim["optimizer"]] - both[claim["reference"]])
-    return 100 * m / ref_mean, 100 * lo / ref_mean, 100 * hi / ref_mean, len(both)
+    diff = paired_relative(metrics, claim["optimizer"], claim["reference"])
+    m, lo, hi = stats.mean_ci(diff)
+    return m, lo, hi, len(diff)
 
 
 def _estimate(claim: dict, runs: pd.DataFrame) -> tuple[float, float, float, int]:
@@ -130,25 +150,31 @@ def verdict(claim: dict, estimate: float, lo: float, hi: float) -> tuple[str, st
 
 
 def evaluate(runs: pd.DataFrame, experiment: str, profile: str, claims: list[dict] | None = None,
-             model: str | None = None) -> pd.DataFrame:
+             model: str | None = None, absent_reasons: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per claim of ``experiment``: the paper's value, ours with its CI, the verdict.
 
     ``runs`` is :func:`sgdq.analysis.stats.per_run` output for experiment 1 and the per-step
     ``metrics.csv`` for experiment 2 (``model`` names the model that was fine-tuned).
-    ``n_seeds`` counts seeds for experiment 1 and paired training steps for experiment 2.
+    ``n_seeds`` counts seeds for experiment 1 and data orders for experiment 2, whose relative
+    claims also face the data-order noise floor (:func:`noise_floor`). ``absent_reasons``
+    (arm → why it was not trained) explains an arm without stored runs.
     """
     rows = []
+    floor = noise_floor(runs) if experiment == "llm_finetuning" and len(runs) else math.nan
     for c in claims or load_claims(experiment=experiment):
         arms = [a for a in (c.get("optimizer"), c.get("reference")) if a]
         absent = [a for a in arms if a not in set(runs.optimizer)]
         if absent:
+            why = "; ".join((absent_reasons or {}).get(a, f"no stored runs of {a} at this profile") for a in absent)
             rows.append(dict(claim_id=c["id"], claim=c["claim"], unit=c["unit"], paper_value=c["value"],
                              reproduced_value=math.nan, ci_low=math.nan, ci_high=math.nan, n_seeds=0,
-                             profile=profile, verdict="not testable here",
-                             reason=f"no stored runs of {' or '.join(absent)} at this profile", rule=rule(c)))
+                             profile=profile, verdict="not testable here", reason=why, rule=rule(c)))
             continue
         est, lo, hi, n = _estimate(c, runs)
         v, reason = verdict(c, est, lo, hi)
+        if c["experiment"] == "llm_finetuning" and c["metric"] == "mean_loss_ratio" \
+                and v in ("reproduced", "smaller than claimed") and not abs(est) > floor:
+            v, reason = "not reproduced", f"within the data-order noise floor (±{floor:.2g} %)"
         needed = c.get("requires_model")
         if c.get("calibrated"):
             v, reason = "not testable here", f"calibrated: {c['calibrated']}"
@@ -210,7 +236,7 @@ def sentence(row) -> str:
     fmt = ".4f" if row.unit == "loss" else (".3g" if row.claim_id.startswith("exp2") else ".1f")
     ci = (f" (95 % CI {row.ci_low:{fmt}} to {row.ci_high:{fmt}})"
           if math.isfinite(row.ci_low) and math.isfinite(row.ci_high) else "")
-    count = "steps" if row.claim_id.startswith("exp2") else "seeds"
+    count = "data orders" if row.claim_id.startswith("exp2") else "seeds"
     why = f" [{row.reason}]" if getattr(row, "reason", "") else ""
     return (f"{row.verdict.upper()}: {row.claim}. Paper: {row.paper_value:g} {row.unit}; "
             f"ours: {row.reproduced_value:{fmt}} {row.unit}{ci}, {row.n_seeds} {count}, {row.profile} profile."

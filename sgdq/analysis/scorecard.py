@@ -48,7 +48,9 @@ def build() -> pd.DataFrame:
     if profile:
         store = ResultsStore(lf.results_dir(profile))
         metrics, model = store.load("metrics"), store.provenance()["config"]["model"]
-        frames.append(claims.evaluate(metrics, "llm_finetuning", profile, model=MODEL_NAMES.get(model, model)))
+        skipped = lf.config_for(profile).skipped(store.load("magnitudes"))
+        frames.append(claims.evaluate(metrics, "llm_finetuning", profile, model=MODEL_NAMES.get(model, model),
+                                      absent_reasons=skipped))
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     missing = [c for c in claims.load_claims() if c["id"] not in set(table.claim_id)]
     if missing:
@@ -101,7 +103,7 @@ def markdown(table: pd.DataFrame) -> str:
         if isinstance(row.ci_low, float) and math.isfinite(row.ci_low):
             ours += f" ({row.ci_low:{fmt}} to {row.ci_high:{fmt}})"
         unit = "" if c["unit"] in ("loss",) else f" {c['unit']}"
-        runs = f"{int(row.n_seeds)} {'steps' if c['experiment'] == 'llm_finetuning' else 'seeds'}" \
+        runs = f"{int(row.n_seeds)} {'data orders' if c['experiment'] == 'llm_finetuning' else 'seeds'}" \
             if isinstance(row.n_seeds, (int, float)) and math.isfinite(row.n_seeds) and row.n_seeds > 0 else "–"
         reason = row.reason if isinstance(row.reason, str) else ""
         section = SECTIONS.get(c["metric"], EXPERIMENT_SECTIONS[c["experiment"]])

@@ -29,7 +29,8 @@ class OptimizerSpec:
     * ``"Adam"``, ``"AdamW"``: torch's;
     * ``"moment"``: :class:`~sgdq.method.optim.QuantumMomentAdam` with ``moment_weight``;
     * ``"SGD"``: Superpositional Gradient Descent, :class:`~sgdq.method.optim.SuperpositionalAdam`
-      with λ = ``quantum_weight`` and Eq. (2) read through ``n_qubits``, ``scope`` and ``perturbation``.
+      with λ = ``quantum_weight`` and Eq. (1)–(2) read through ``n_qubits``, ``scope``,
+      ``perturbation``, ``normalize_q`` and ``q_times_lr`` (the readings of issue 15).
 
     ``foreach``/``fused`` choose torch's implementation path (None: the class's default).
     """
@@ -40,6 +41,8 @@ class OptimizerSpec:
     scope: str = "tensor"
     perturbation: str = "sin"
     moment_weight: float = 0.5
+    normalize_q: bool = False
+    q_times_lr: bool = True
     foreach: bool | None = None
     fused: bool | None = None
 
@@ -84,4 +87,5 @@ class OptimizerSpec:
         if self.kind == "moment":
             return QuantumMomentAdam(params, moment_weight=self.moment_weight, **common)
         return SuperpositionalAdam(params, quantum_weight=self.quantum_weight, n_qubits=self.n_qubits,
-                                   scope=self.scope, perturbation=self.perturbation, **paths, **common)
+                                   scope=self.scope, perturbation=self.perturbation, normalize_q=self.normalize_q,
+                                   q_times_lr=self.q_times_lr, **paths, **common)

@@ -19,6 +19,18 @@ Our interpretation, where the paper is silent
   layer at all: with "global" and n_qubits = 4, only four weights of the first embedding
   row ever move differently from Adam, and the optimizer would be Adam for all practical
   purposes. ``n_qubits=None`` perturbs every element.
+* **Readings of Eq. (1)–(2) under which Q could matter** (issue 15; each a switch, each
+  AdamW at λ = 0; the defaults are the literal reading):
+
+  - (a) ``scope="whole_tensors"``: "the first n_qubits" counts parameter *tensors* in
+    optimizer order, every entry of those tensors perturbed (for a Llama model the token
+    embedding and the first layer's projections, about a fifth of the weights);
+  - (b) ``normalize_q=True``: Q is divided by Adam's own denominator, Q/(√v̂_t + ε), so it
+    is measured in the units of Adam's step rather than the raw gradient's;
+  - (c) ``q_times_lr=False``: θ_{t+1} = … − λ·Q, without the learning rate (a slip that
+    code of Eq. (1) can easily make, and the only reading in which the schedule does not
+    scale Q);
+  - (d) ``n_qubits=None``: every entry of every tensor.
 * **Weight decay** is decoupled (AdamW) and applied first, θ′ = θ_t·(1 − α·wd), because the
   paper's LLM experiment compares against AdamW with wd = 0.01 (Table III).
 * **Q uses θ_t from before the decay**, and the raw gradient g_t; the Adam moments are
@@ -37,7 +49,7 @@ from torch.optim.adam import adam as _torch_adam
 
 from .checks import check_number, is_number
 
-SCOPES = ("tensor", "global")
+SCOPES = ("tensor", "global", "whole_tensors")
 PERTURBATIONS = ("sin", "cos", "gaussian", "sign", "placebo")
 
 
@@ -147,6 +159,9 @@ def _validate_superpositional(group: dict) -> None:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     if group["perturbation"] not in PERTURBATIONS:
         raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {group['perturbation']!r}")
+    for flag in ("normalize_q", "q_times_lr"):
+        if not isinstance(group[flag], bool):
+            raise ValueError(f"{flag} must be True or False, got {group[flag]!r}")
     for flag in ("foreach", "fused"):
         if group[flag] not in (None, True, False):
             raise ValueError(f"{flag} must be None, True or False, got {group[flag]!r}")
@@ -165,13 +180,16 @@ def _validate_moment(group: dict) -> None:
 def perturbed_counts(numels, n_qubits, scope="tensor", offset=0):
     """How many leading elements of each tensor Eq. (2) perturbs.
 
-    ``numels`` are the tensors' sizes in order; ``offset`` is the number of elements that
-    come before them in the global concatenation (only used when ``scope="global"``).
+    ``numels`` are the tensors' sizes in order; ``offset`` is the number of elements
+    (``scope="global"``) or of tensors (``scope="whole_tensors"``) that come before them in
+    optimizer order (unused for ``scope="tensor"``).
     """
     if n_qubits is None:
         return list(numels)
     if scope == "tensor":
         return [min(n_qubits, n) for n in numels]
+    if scope == "whole_tensors":
+        return [n if offset + i < n_qubits else 0 for i, n in enumerate(numels)]
     counts = []
     for n in numels:
         counts.append(max(0, min(n, n_qubits - offset)))
@@ -223,6 +241,22 @@ def _refuse_sharded(p: torch.Tensor, who: str) -> None:
             f"{who} got a sharded or flattened parameter (FSDP). Eq. (2) perturbs the first n_qubits entries "
             "of each whole tensor, which a shard does not know; use DDP (whole parameters on every rank) or a "
             "single device.")
+
+
+class _Offsets:
+    """What comes before a param group in optimizer order: elements (``scope="global"``) and
+    tensors (``scope="whole_tensors"``), for :func:`perturbed_counts` across groups."""
+
+    def __init__(self):
+        self.elements = self.tensors = 0
+
+    def counts(self, group) -> list[int]:
+        numels = [p.numel() for p in group["params"]]
+        offset = self.tensors if group["scope"] == "whole_tensors" else self.elements
+        counts = perturbed_counts(numels, group["n_qubits"], group["scope"], offset)
+        self.elements += sum(numels)
+        self.tensors += len(numels)
+        return counts
 
 
 class _HeadCache:
@@ -323,6 +357,8 @@ def superpositional_adam(
     foreach: bool | None = None,
     fused: bool | None = None,
     kind: str = "sin",
+    normalize_q: bool = False,
+    q_times_lr: bool = True,
     head_cache: _HeadCache | None = None,
 ) -> None:
     """Functional Eq. (1)–(2): update ``params`` in place.
@@ -333,7 +369,9 @@ def superpositional_adam(
     1. Q = λ·sin(π·θ_t)·g_t on those elements (Eq. 2), from θ_t before anything moves it;
     2. torch's functional AdamW with the same ``foreach``/``fused`` flags (Eq. 1's Adam part,
        decoupled weight decay included);
-    3. θ_{t+1} = (result of 2) − lr·Q on the perturbed elements.
+    3. with ``normalize_q`` (reading b), Q ← Q/(√v̂_t + ε) from the moments step 2 wrote;
+    4. θ_{t+1} = (result of 2) − lr·Q on the perturbed elements, or − Q without
+       ``q_times_lr`` (reading c).
 
     With ``foreach`` and ``fused`` both False, Q is computed tensor by tensor (the readable
     reference); otherwise it is one batched operation over all perturbed slices.
@@ -341,13 +379,16 @@ def superpositional_adam(
     """
     if not quantum_weight:
         counts = [0] * len(params)
-    scale = -lr * quantum_weight  # a number, or a 0-d tensor when lr is a tensor
+    # a number, or a 0-d tensor when lr is a tensor
+    scale = -lr * quantum_weight if q_times_lr else -float(quantum_weight)
     if not foreach and not fused:
-        qs = [(p, k, perturbation(kind, read_head(p, k), read_head(g, k)).mul_(scale))
-              for p, g, k in zip(params, grads, counts) if k]
+        qs = [(p, k, perturbation(kind, read_head(p, k), read_head(g, k)).mul_(scale), v, s)
+              for p, g, k, v, s in zip(params, grads, counts, exp_avg_sqs, state_steps) if k]
         _adamw(params, grads, exp_avgs, exp_avg_sqs, state_steps, foreach=False, fused=False, lr=lr,
                beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
-        for p, k, q in qs:
+        for p, k, q, v, s in qs:
+            if normalize_q:
+                q.div_(adam_denominator(read_head(v, k), s, beta2, eps))
             add_to_head(p, k, q)
         return
 
@@ -371,6 +412,10 @@ def superpositional_adam(
     _adamw(params, grads, exp_avgs, exp_avg_sqs, state_steps, foreach=foreach, fused=fused, lr=lr, beta1=beta1,
            beta2=beta2, eps=eps, weight_decay=weight_decay)
     if sizes:
+        if normalize_q:
+            moments = [(v, s, k) for v, s, k in zip(exp_avg_sqs, state_steps, counts) if k]
+            for qv, (v, s, k) in zip(q_views, moments):
+                qv.div_(adam_denominator(read_head(v, k), s, beta2, eps))
         if all(c for _, _, c in perturbed):
             torch._foreach_add_(heads, q_views)
             return
@@ -380,6 +425,12 @@ def superpositional_adam(
         for (p, k, c), qv in zip(perturbed, q_views):
             if not c:
                 add_to_head(p, k, qv)
+
+
+def adam_denominator(exp_avg_sq: torch.Tensor, step: torch.Tensor, beta2: float, eps: float) -> torch.Tensor:
+    """√v̂_t + ε as torch's Adam forms it, √v_t/√(1 − β₂ᵗ) + ε, for reading (b)'s Q/(√v̂_t + ε)."""
+    bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+    return (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
 
 
 def _reference_adamw(param, grad, exp_avg, exp_avg_sq, step_t, *, lr, beta1, beta2, eps, weight_decay,
@@ -510,7 +561,12 @@ class SuperpositionalAdam(_AdamFamily):
     index (``p[0, 0]``, ``p[0, 1]``, …), whatever its memory layout (channels_last and
     transposed parameters pick the same entries as their contiguous copies);
     ``scope="global"`` the first ``n_qubits`` of all parameters concatenated in optimizer
-    order. ``n_qubits=None`` perturbs all. See the module docstring.
+    order; ``scope="whole_tensors"`` every entry of the first ``n_qubits`` tensors (reading a).
+    ``n_qubits=None`` perturbs all (reading d). See the module docstring.
+
+    **How Q enters.** ``normalize_q=True`` divides Q by Adam's √v̂_t + ε (reading b);
+    ``q_times_lr=False`` subtracts λ·Q without the learning rate (reading c). Defaults: the
+    literal Eq. (1), − lr·λ·Q.
 
     **Paths.** ``foreach`` / ``fused`` choose torch's AdamW kernel for steps 2–4's Adam part,
     exactly as in :class:`torch.optim.AdamW`; Q is added after it. ``None`` (default) picks
@@ -531,15 +587,17 @@ class SuperpositionalAdam(_AdamFamily):
 
     _validate = staticmethod(_validate_superpositional)
     _DEFAULTS = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, quantum_weight=0.5, n_qubits=4,
-                     scope="tensor", foreach=None, fused=None, perturbation="sin")
+                     scope="tensor", foreach=None, fused=None, perturbation="sin", normalize_q=False,
+                     q_times_lr=True)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  quantum_weight=0.5, n_qubits=4, scope="tensor", *, foreach=None, fused=None,
-                 perturbation="sin"):
+                 perturbation="sin", normalize_q=False, q_times_lr=True):
         _check_lr(lr)  # before torch's Optimizer sees it
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
                         weight_decay=weight_decay, quantum_weight=quantum_weight, n_qubits=n_qubits,
-                        scope=scope, foreach=foreach, fused=fused, perturbation=perturbation)
+                        scope=scope, foreach=foreach, fused=fused, perturbation=perturbation,
+                        normalize_q=normalize_q, q_times_lr=q_times_lr)
         self._head_cache = _HeadCache()
         super().__init__(params, defaults)
 
@@ -553,14 +611,12 @@ class SuperpositionalAdam(_AdamFamily):
     def step(self, closure=None):
         """One step of Eq. (1) for every param group; returns the closure's loss if given."""
         loss = self._closure_loss(closure)
-        offset = 0  # global element offset, for scope="global"
+        offsets = _Offsets()
         for group in self.param_groups:
             _checked(self._validate, group)
             params, grads, ms, vs, steps = [], [], [], [], []
             self._init_group(group, params, grads, ms, vs, steps)
-            numels = [p.numel() for p in group["params"]]
-            counts_all = perturbed_counts(numels, group["n_qubits"], group["scope"], offset)
-            offset += sum(numels)
+            counts_all = offsets.counts(group)
             if not params:
                 continue
             counts = [k for k, p in zip(counts_all, group["params"]) if p.grad is not None]
@@ -568,7 +624,8 @@ class SuperpositionalAdam(_AdamFamily):
             superpositional_adam(params, grads, ms, vs, steps, counts, lr=group["lr"], beta1=beta1,
                                  beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
                                  quantum_weight=group["quantum_weight"], foreach=group["foreach"],
-                                 fused=group["fused"], kind=group["perturbation"], head_cache=self._head_cache)
+                                 fused=group["fused"], kind=group["perturbation"], normalize_q=group["normalize_q"],
+                                 q_times_lr=group["q_times_lr"], head_cache=self._head_cache)
         return loss
 
 
@@ -578,11 +635,12 @@ class SuperpositionalAdam(_AdamFamily):
         :func:`perturbation_size`), from the current parameters and gradients: call it before
         :meth:`step`. Divided by :func:`adam_direction_norm` after the step, it is the size of
         the perturbation relative to Adam's step, both per unit learning rate."""
-        total, offset = 0.0, 0
+        total, offsets = 0.0, _Offsets()
         for group in self.param_groups:
-            numels = [p.numel() for p in group["params"]]
-            counts = perturbed_counts(numels, group["n_qubits"], group["scope"], offset)
-            offset += sum(numels)
+            if group["normalize_q"] or not group["q_times_lr"]:
+                raise NotImplementedError("perturbation_norm covers the literal reading (normalize_q=False, "
+                                          "q_times_lr=True); see sgdq.experiments.llm_finetuning.magnitudes")
+            counts = offsets.counts(group)
             for p, k in zip(group["params"], counts):
                 if k and p.grad is not None:
                     q = perturbation_size(group["perturbation"], read_head(p, k), read_head(p.grad, k))
