@@ -265,3 +265,47 @@ def test_the_current_results_report_names_every_stale_file():
     if stale:
         warnings.warn(f"{len(stale)} stored results were made by other code, e.g. {stale[0]['path']}", stacklevel=1)
     assert all(r["path"].endswith("provenance.json") for r in stale)
+
+
+# --------------------------------------------------------------------------------------
+# Experiment 2's tables (chapter 06), against hand computations
+# --------------------------------------------------------------------------------------
+def _exp2_frames():
+    rows, held = [], []
+    for seed, base in ((0, 1.0), (1, 1.2)):
+        for step, lr in ((1, 0.0), (2, 2e-5), (3, 1.5e-5), (4, 1e-5), (5, 0.5e-5)):
+            rows += [dict(optimizer="AdamW", seed=seed, step=step, loss=base + 0.1 * step, learning_rate=lr),
+                     dict(optimizer="SGD λ=0.5, without lr", seed=seed, step=step, loss=(base + 0.1 * step) * 0.98,
+                          learning_rate=lr)]
+        for problem in range(3):
+            held += [dict(optimizer="AdamW", seed=seed, problem=problem, loss=1.0 + problem),
+                     dict(optimizer="SGD λ=0.5, without lr", seed=seed, problem=problem, loss=1.1 + problem + seed)]
+    held += [dict(optimizer="(base model)", seed=-1, problem=p, loss=3.0) for p in range(3)]
+    return pd.DataFrame(rows), pd.DataFrame(held)
+
+
+def test_exp2_tables_by_hand():
+    from sgdq.analysis import tables
+
+    metrics, held = _exp2_frames()
+    diff = tables.arm_differences(metrics).loc["SGD λ=0.5, without lr"]
+    assert diff["vs AdamW (%)"] == pytest.approx(-2.0) and diff["data orders"] == 2
+    means = [1.3, 1.5]  # AdamW's mean loss per order
+    assert diff["noise floor (± %)"] == pytest.approx(100 * np.std(means, ddof=1) / np.mean(means))
+    curves = tables.difference_curves(metrics)
+    row = curves[(curves.seed == 1) & (curves.step == 3)].difference.item()
+    assert row == pytest.approx(-0.02 * 1.5)
+    h = tables.heldout_table(held)
+    assert h.loc["(base model)", "mean loss"] == 3.0 and h.loc["AdamW", "mean loss"] == pytest.approx(2.0)
+    # per problem, averaged over the two orders: +0.1 and +1.1 -> +0.6 for every problem
+    assert h.loc["SGD λ=0.5, without lr", "minus AdamW"] == pytest.approx(0.6)
+    facts = tables.schedule_facts(metrics)
+    assert facts == dict(steps=5, warmup=1, peak=2e-5, above_90=1, share_above_90=0.2)
+    t1 = tables.mean_loss_table(metrics, {"AdamW": 0.2188})
+    assert t1.loc["AdamW", "ours: vs AdamW (%)"] == 0.0
+    assert t1.loc["SGD λ=0.5, without lr", "ours: vs AdamW (%)"] == pytest.approx(-2.0)
+    sizes = pd.DataFrame(dict(reading=["literal"] * 3 + ["without lr"] * 3, step=[1, 2, 3] * 2,
+                              ratio_per_lambda=[1e-6, 2e-6, 9.0, 0.01, 0.03, 0.05], perturbed_entries=[8] * 6))
+    mag = tables.magnitude_table(sizes, (0.1, 0.5), 0.01, 80)
+    assert mag.loc["literal", "‖λQ‖ / ‖Adam step‖ at λ = 0.5"] == pytest.approx(1e-6)  # the median, not the mean
+    assert list(mag.trained) == ["no (too small)", "yes"] and mag.loc["literal", "share of weights (%)"] == 10

@@ -7,7 +7,9 @@ a notebook.
 * :func:`significant_variants` — which of those differ from Adam at 95 % (chapter 07);
 * :func:`toy_summary` / :func:`toy_sentences` — the shallow-minima toy (chapter 01);
 * :func:`final_loss_table` — the regression sweeps (chapter 03);
-* :func:`mean_loss_table` — Table I beside ours (chapter 06);
+* :func:`mean_loss_table` — Table I beside ours (chapter 06), with :func:`magnitude_table`,
+  :func:`order_table`, :func:`arm_differences`, :func:`difference_curves`,
+  :func:`heldout_table`, :func:`loss_definition_table` and :func:`schedule_facts`;
 * :func:`targets` — the performance targets judged from a benchmark file (chapter 08).
 """
 
@@ -198,13 +200,109 @@ def final_loss_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def mean_loss_table(metrics: pd.DataFrame, paper: dict[str, float], reference: str = "AdamW") -> pd.DataFrame:
-    """Table I (``paper``: optimizer → mean loss) beside our mean training loss per optimizer,
-    each also relative to ``reference`` in %."""
-    table = pd.DataFrame({"paper: mean loss": pd.Series(paper),
-                          "ours: mean loss": metrics.groupby("optimizer", sort=False).loss.mean()})
+    """Table I (``paper``: optimizer → mean loss) beside ours: each arm's mean training loss,
+    averaged over data orders, and relative to ``reference`` in % (paired by order)."""
+    from . import claims
+
+    runs = claims.llm_runs(metrics)
+    ours = runs.groupby("optimizer", sort=False).mean_loss.mean()
+    table = pd.DataFrame({"paper: mean loss": pd.Series(paper), "ours: mean loss": ours})
     table["paper: vs AdamW (%)"] = 100 * (table["paper: mean loss"] / table.loc[reference, "paper: mean loss"] - 1)
-    table["ours: vs AdamW (%)"] = 100 * (table["ours: mean loss"] / table.loc[reference, "ours: mean loss"] - 1)
+    table["ours: vs AdamW (%)"] = pd.Series({arm: 0.0 if arm == reference else
+                                             claims.paired_relative(metrics, arm, reference).mean()
+                                             for arm in ours.index})
     return table
+
+
+def magnitude_table(sizes: pd.DataFrame, lambdas, min_ratio: float, n_parameters: int) -> pd.DataFrame:
+    """Experiment 2's magnitude check, one row per reading: entries perturbed (and their share
+    of the model), the median of ‖λ·Q‖/‖Adam step‖ over the check's steps at each λ, and
+    whether the rule (≥ ``min_ratio`` at the largest λ) trains it."""
+    med = sizes.groupby("reading", sort=False).agg(entries=("perturbed_entries", "first"),
+                                                    ratio=("ratio_per_lambda", "median"))
+    table = pd.DataFrame({"entries perturbed": med.entries.astype(int),
+                          "share of weights (%)": 100 * med.entries / n_parameters})
+    for lam in lambdas:
+        table[f"‖λQ‖ / ‖Adam step‖ at λ = {lam:g}"] = med.ratio * lam
+    table["trained"] = np.where(med.ratio * max(lambdas) >= min_ratio, "yes", "no (too small)")
+    return table.rename_axis("reading")
+
+
+def order_table(metrics: pd.DataFrame, reference: str = "AdamW") -> pd.DataFrame:
+    """Each arm's mean training loss per data order (rows: orders; columns: arms)."""
+    from . import claims
+
+    return claims.llm_runs(metrics).pivot(index="seed", columns="optimizer", values="mean_loss").rename_axis(
+        "data order")[list(dict.fromkeys(metrics.optimizer))]
+
+
+def arm_differences(metrics: pd.DataFrame, reference: str = "AdamW", arms=None) -> pd.DataFrame:
+    """Per arm: the mean over data orders of (arm's mean loss / AdamW's − 1) in %, its Student-t
+    95 % CI over orders, the per-order values, and the noise floor beside it."""
+    from . import claims
+
+    floor = claims.noise_floor(metrics, reference)
+    rows = {}
+    for arm in arms or [a for a in dict.fromkeys(metrics.optimizer) if a != reference]:
+        diff = claims.paired_relative(metrics, arm, reference)
+        m, lo, hi = stats.mean_ci(diff)
+        rows[arm] = {"vs AdamW (%)": m, "CI low": lo, "CI high": hi, "data orders": len(diff),
+                     "per order (%)": ", ".join(f"{x:+.3g}" for x in diff), "noise floor (± %)": floor}
+    return pd.DataFrame(rows).T.rename_axis("arm")
+
+
+def difference_curves(metrics: pd.DataFrame, reference: str = "AdamW") -> pd.DataFrame:
+    """Long frame (optimizer, seed, step, difference): each arm's training loss minus AdamW's
+    at the same step of the same data order."""
+    wide = metrics.pivot_table(index=["seed", "step"], columns="optimizer", values="loss")
+    diff = wide.drop(columns=reference).sub(wide[reference], axis=0)
+    return diff.reset_index().melt(id_vars=["seed", "step"], var_name="optimizer", value_name="difference")
+
+
+def heldout_table(heldout: pd.DataFrame, reference: str = "AdamW", base: str = "(base model)") -> pd.DataFrame:
+    """The held-out answer-token loss: the base model's, each arm's after fine-tuning (mean over
+    problems and data orders), and each arm minus AdamW paired by problem (averaged over orders
+    first) with a Student-t 95 % CI over problems."""
+    after = heldout[heldout.optimizer != base]
+    per_problem = after.groupby(["optimizer", "problem"]).loss.mean().unstack("optimizer")
+    rows = {base: {"mean loss": heldout[heldout.optimizer == base].loss.mean()}}
+    for arm in dict.fromkeys(after.optimizer):
+        row = {"mean loss": per_problem[arm].mean(), "problems": int(per_problem[arm].notna().sum()),
+               "data orders": int(after[after.optimizer == arm].seed.nunique())}
+        if arm != reference:
+            m, lo, hi = stats.mean_ci(per_problem[arm] - per_problem[reference])
+            row |= {"minus AdamW": m, "CI low": lo, "CI high": hi}
+        rows[arm] = row
+    return pd.DataFrame(rows).T.rename_axis("model")
+
+
+def loss_definition_table(study: pd.DataFrame, metrics: pd.DataFrame, padded_arm: str,
+                          padded: str = "padded to the context, pads in the labels") -> pd.DataFrame:
+    """The loss-definition study: the base model's mean loss under each definition (and context
+    length), and the padded-labels control's mean training loss (whole run and last fifth)."""
+    own = "the problem's own length"
+    study = study.assign(context=np.where(study.definition == padded, study.context.astype(str) + " tokens", own))
+    table = study.groupby(["definition", "context"], sort=False).loss.mean().reset_index().assign(model="base model")
+    control = metrics[metrics.optimizer == padded_arm].sort_values("step")
+    if len(control):
+        ctx = f"{int(study[study.definition == padded].context.str.split().str[0].astype(int).min())} tokens"
+        tail = control.loss.iloc[-max(1, len(control) // 5):]
+        table.loc[len(table)] = dict(definition=padded, context=ctx, loss=control.loss.mean(),
+                                     model=f"fine-tuned on these labels with AdamW: mean training loss "
+                                           f"over {len(control)} steps")
+        table.loc[len(table)] = dict(definition=padded, context=ctx, loss=tail.mean(),
+                                     model=f"the same run, its last {len(tail)} steps")
+    return table.set_index(["definition", "context", "model"])
+
+
+def schedule_facts(metrics: pd.DataFrame, reference: str = "AdamW") -> dict:
+    """What the learning-rate schedule of a stored run did: steps, warm-up steps (lr rising),
+    the peak, and how many steps ran above 90 % of the peak."""
+    run = metrics[(metrics.optimizer == reference) & (metrics.seed == metrics.seed.min())].sort_values("step")
+    lr = run.learning_rate.to_numpy()
+    peak = float(lr.max())
+    return dict(steps=len(lr), warmup=int(np.argmax(lr)), peak=peak, above_90=int((lr > 0.9 * peak).sum()),
+                share_above_90=float((lr > 0.9 * peak).mean()))
 
 
 def benchmark_group(table: pd.DataFrame, group: str, include: str | None = None) -> pd.DataFrame:
@@ -311,8 +409,9 @@ def profiles_table(root=None) -> pd.DataFrame:
                             f"{e1.n_train} train / {e1.n_test} test sentences",
             "ablations": f"{sum(len(v) for v in ab.STUDIES.values()) - len(ab.SAME_AS)} trained variants × "
                          f"{abl.seeds} seeds × {abl.epochs} epochs",
-            "experiment 2": f"{len(lf.OPTIMIZERS)} optimizers × {e2['n_train'] or 'all 7,473'} problems, "
-                            f"{e2['max_length']} tokens",
+            "experiment 2": f"AdamW and SGD at λ = 0.1, 0.5 under each kept reading × {e2['seeds']} data orders × "
+                            f"{e2['n_train'] or 'all 7,473'} problems, {e2['max_length']} tokens; "
+                            f"{e2['n_heldout']} held-out problems",
             "chapters, results stored (min, 2 CPU cores)": round(sum(built[p].values()) / 60, 1) if p in built
             else "not measured",
             "training: stored runs' wall time, summed (min)": round(train / 60) if train > 0 else "not measured",
