@@ -104,7 +104,9 @@ def stale_results(root=None) -> list[dict]:
             continue
         stored = prov.get("code_fingerprint")
         code = prov.get("fingerprinted_code")
-        if stored != (code_fingerprint(root, tuple(code)) if code else current):
+        now_print = code_fingerprint(root, tuple(code)) if code else current
+        replayed = {r.get("code_fingerprint") for r in prov.get("revalidated", [])}  # sgdq.experiments.replay
+        if stored != now_print and now_print not in replayed:
             rows.append(dict(path=str(path.relative_to(root)), commit=prov.get("git_commit"),
                              status="code changed since" if stored else "no fingerprint (older than fingerprints)"))
     return rows
@@ -127,7 +129,9 @@ def results_index(root=None) -> list[dict]:
         rows.append(dict(
             results=rel.removeprefix("data/results/").removesuffix("provenance.json").rstrip("/.") or rel,
             commit=commit.split("+")[0][:7], checkout="dirty" if "dirty" in commit else "clean",
-            code="as now" if rel not in stale else stale[rel].split(" (")[0],
+            code=(stale[rel].split(" (")[0] if rel in stale else
+                  "as now (replayed)" if prov.get("code_fingerprint") != code_fingerprint(
+                      root, tuple(prov.get("fingerprinted_code") or FINGERPRINTED)) else "as now"),
             device=prov.get("device", "unknown"), workers=prov.get("workers", 1),
             finished=str(prov.get("finished_at") or prov.get("started_at") or "")[:16].replace("T", " ")))
     return rows
