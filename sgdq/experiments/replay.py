@@ -49,6 +49,7 @@ def replay(results_dir: Path, seeds=(0,), experiment: str = "text_classification
     if prov is None:
         raise FileNotFoundError(f"{results_dir} holds no provenance.json: nothing to replay")
     cfg = _config(prov, list(seeds))
+    commit, fingerprint = git_commit(), code_fingerprint(code=CODE[experiment])  # the code that replays
     stored = tc.load_metrics(store.dir)
     stored = stored[stored.seed.isin(seeds)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,8 +65,7 @@ def replay(results_dir: Path, seeds=(0,), experiment: str = "text_classification
         if differ.any():
             diffs.append(merged.loc[differ, key].assign(column=col, stored=a[differ], replay=b[differ]))
     differences = pd.concat(diffs, ignore_index=True) if diffs else pd.DataFrame()
-    commit = git_commit()
-    entry = dict(commit=commit, code_fingerprint=code_fingerprint(code=CODE[experiment]), seeds=list(seeds),
+    entry = dict(commit=commit, code_fingerprint=fingerprint, seeds=list(seeds),
                  arms=sorted(set(again.optimizer)), columns=DETERMINISTIC[3:], rows=len(again),
                  device=device_name(cfg.torch_device()), at=now())
     identical = differences.empty and len(again) == len(stored) > 0
