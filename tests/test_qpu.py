@@ -77,3 +77,54 @@ def test_bad_names_and_shots_are_refused(setup):
         qpu.fake_backend("FakeNowhere")
     with pytest.raises(ValueError, match="shots must be an integer >= 1 or None"):
         qpu.noisy_expval_z([0.0], theta, phi, backend, shots=0)
+
+
+# --------------------------------------------------------------------------------------
+# The device's noise in training (issue 17): an affine channel on Φ, checked against aer
+# --------------------------------------------------------------------------------------
+def test_the_affine_channel_predicts_aers_noisy_readout_at_new_angles(setup):
+    backend = setup[0]
+    channel = qpu.fit_channel(backend, angle_sets=6, scores=6, seed=0)
+    assert 0.5 < channel.scale < 1.0 and channel.rms_residual < 0.1
+    rng = np.random.default_rng(11)  # angles and scores the fit never saw
+    errors = []
+    for _ in range(4):
+        theta, phi = rng.uniform(0, 2 * np.pi, (2, 2, 4))
+        xs = rng.uniform(-np.pi, np.pi, 5)
+        exact = readout(torch.tensor(xs), torch.tensor(theta), torch.tensor(phi), "expval_z").numpy()
+        errors.append(qpu.noisy_expval_z(xs, theta, phi, backend) - channel(exact))
+    rms = float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
+    assert rms < 2.5 * channel.rms_residual + 0.02
+    # the channel is a real improvement on ignoring the noise
+    no_model = [qpu.noisy_expval_z(xs, theta, phi, backend) - readout(torch.tensor(xs), torch.tensor(theta),
+                                                                      torch.tensor(phi), "expval_z").numpy()]
+    assert rms < float(np.sqrt(np.mean(np.concatenate(no_model) ** 2)))
+
+
+def test_noisy_attention_reads_through_the_channel_and_keeps_gradients():
+    from sgdq.method.attention import QuantumAttention
+
+    torch.manual_seed(0)
+    channel = qpu.AffineChannel("test", scale=0.8, offset=0.05, rms_residual=0.0, samples=0)
+    exact = QuantumAttention(8, 2, readout="expval_z")
+    noisy = qpu.with_device_noise(torch.nn.Sequential(QuantumAttention(8, 2, readout="expval_z")), channel)[0]
+    noisy.load_state_dict(exact.state_dict())
+    scores = torch.randn(3, 5)
+    torch.testing.assert_close(noisy.circuit_term(scores), 0.8 * exact.circuit_term(scores) + 0.05)
+    x = torch.randn(2, 4, 8)
+    noisy(x).sum().backward()
+    assert noisy.theta.grad is not None and noisy.theta.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="device noise needs readout='expval_z'"):
+        qpu.with_device_noise(QuantumAttention(8, 2), channel)
+
+
+def test_noisy_readout_arms_train_and_differ_from_the_exact_readout(tmp_path, monkeypatch):
+    from sgdq.experiments import text_classification as tc
+
+    monkeypatch.setattr(tc, "device_channel", lambda *a, **k: qpu.AffineChannel("test", 0.5, 0.3, 0.0, 0))
+    cfg = qpu.training_config("smoke", seeds=1, epochs=1, workers=1)
+    assert cfg.optimizers == qpu.NOISE_ARMS and cfg.readout == "expval_z"
+    metrics = tc.run_experiment(cfg, tmp_path, progress=False).set_index("optimizer")
+    assert metrics.loc["Adam", "train_loss"] != metrics.loc["Adam, noisy readout", "train_loss"]
+    with pytest.raises(ValueError, match="needs readout='expval_z'"):
+        tc.config_for("smoke", optimizers=("Adam, noisy readout",))

@@ -69,6 +69,8 @@ CODE = {
     "text_classification": _SHARED + ("sgdq/experiments/text_classification.py", "sgdq/experiments/synthetic.py"),
     "ablations": _SHARED + ("sgdq/experiments/text_classification.py", "sgdq/experiments/synthetic.py",
                             "sgdq/experiments/ablations.py"),
+    "qpu": _SHARED + ("sgdq/experiments/text_classification.py", "sgdq/experiments/synthetic.py",
+                      "sgdq/experiments/qpu.py"),
     "llm_finetuning": _SHARED + ("sgdq/experiments/llm_finetuning.py", "sgdq/experiments/gsm8k.py"),
     "benchmark": _SHARED + ("sgdq/experiments/benchmark.py", "sgdq/experiments/text_classification.py",
                             "sgdq/experiments/synthetic.py", "benchmarks/run.py"),

@@ -13,6 +13,13 @@ IBM devices (gate and readout errors, T1/T2, durations, coupling map) and need n
   noisy ⟨Zᵢ⟩ is still a trigonometric polynomial in x of degree at most n·depth (x enters through
   n·depth rotations; the noise does not depend on x), so 2·n·depth + 1 exact noisy evaluations
   fix it, and it is then evaluated for any number of scores at the cost of a polynomial.
+* :class:`AffineChannel` (:func:`fit_channel`) and :func:`with_device_noise` — the device's noise
+  *in training*, where θ and φ change every step so no fixed series applies: the noisy readout
+  modelled as Φ_noisy ≈ a·Φ_exact + b (the readout error is exactly such a map per qubit, and
+  depolarising gate noise shrinks each ⟨Zᵢ⟩ by a factor), with one (a, b) per device fitted by
+  least squares to aer's exact noisy expectation over random scores and angles; the fit's
+  residual is measured and reported beside the shot noise. The model's quantum attention layers
+  then compute a·Φ + b from the exact ⟨Z⟩ readout.
 * :func:`step_cost` — circuits, shots and device time for one training step of a model with
   quantum attention, set beside the simulator.
 """
@@ -21,9 +28,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+import torch
 
+from ..method.attention import QuantumAttention
+from ..method.circuit import readout
 from ..method.circuit.qiskit_circuit import build_circuit, circuit_bindings
 
 DEVICE = "FakeManilaV2"  # a 5-qubit IBM Falcon device: Eq. (5)'s CNOT chain fits its line of qubits
@@ -150,6 +161,88 @@ def noisy_series(theta, phi, backend) -> NoisySeries:
     a = np.concatenate([[c[0].real], 2 * c[1:K + 1].real])
     b = np.concatenate([[0.0], -2 * c[1:K + 1].imag])
     return NoisySeries(a, b)
+
+
+@dataclass(frozen=True)
+class AffineChannel:
+    """Φ ↦ scale·Φ + offset: a device's noise on Φ = Σᵢ⟨Zᵢ⟩, as fitted by :func:`fit_channel`."""
+
+    backend: str
+    scale: float
+    offset: float
+    rms_residual: float  # of the fit against aer's exact noisy Φ, over its samples
+    samples: int
+
+    def __call__(self, phi):
+        return phi * self.scale + self.offset
+
+
+def fit_channel(backend, n_qubits: int = 4, depth: int = 2, angle_sets: int = 8, scores: int = 6,
+                seed: int = 0) -> AffineChannel:
+    """Least-squares (a, b) in Φ_noisy ≈ a·Φ_exact + b over ``angle_sets`` random (θ, φ) in
+    [0, 2π) and ``scores`` random scores in [−π, π) each, the noisy values being aer's exact
+    noisy expectation (:func:`noisy_expval_z`, no shots)."""
+    rng = np.random.default_rng(seed)
+    exact, noisy = [], []
+    for _ in range(angle_sets):
+        theta, phi = rng.uniform(0, 2 * math.pi, (2, depth, n_qubits))
+        xs = rng.uniform(-math.pi, math.pi, scores)
+        noisy.append(noisy_expval_z(xs, theta, phi, backend))
+        exact.append(readout(torch.tensor(xs), torch.tensor(theta), torch.tensor(phi), "expval_z").numpy())
+    exact, noisy = np.concatenate(exact), np.concatenate(noisy)
+    (scale, offset), *_ = np.linalg.lstsq(np.stack([exact, np.ones_like(exact)], 1), noisy, rcond=None)
+    residual = noisy - (scale * exact + offset)
+    return AffineChannel(backend.name, float(scale), float(offset), float(np.sqrt(np.mean(residual**2))),
+                         len(exact))
+
+
+@lru_cache(maxsize=8)
+def device_channel(name: str, n_qubits: int = 4, depth: int = 2) -> AffineChannel:
+    """:func:`fit_channel` for the fake backend ``name``, computed once per process."""
+    return fit_channel(fake_backend(name), n_qubits, depth)
+
+
+class NoisyQuantumAttention(QuantumAttention):
+    """:class:`~sgdq.method.attention.QuantumAttention` whose circuit term is a device's noisy
+    readout, ``channel(Φ)`` with Φ the exact ⟨Z⟩ readout (gradients flow through the affine map)."""
+
+    channel: AffineChannel
+
+    def circuit_term(self, scores: torch.Tensor) -> torch.Tensor:
+        return self.channel(super().circuit_term(scores))
+
+
+def with_device_noise(model: torch.nn.Module, channel: AffineChannel) -> torch.nn.Module:
+    """Turn every quantum attention layer of ``model`` into a :class:`NoisyQuantumAttention`
+    reading through ``channel`` (in place; parameters and state are kept). Only the ``"expval_z"``
+    readout is what a device measures, so any other readout is refused."""
+    for module in model.modules():
+        if isinstance(module, QuantumAttention) and module.quantum:
+            if module.readout_kind != "expval_z":
+                raise ValueError(f"device noise needs readout='expval_z' (what a device measures), got "
+                                 f"readout={module.readout_kind!r}")
+            module.__class__ = NoisyQuantumAttention
+            module.channel = channel
+    return model
+
+
+NOISE_ARMS = ("Adam", "SGD λ=0.5", "Adam, noisy readout", "SGD λ=0.5, noisy readout")
+
+
+def training_config(profile: str, **overrides):
+    """Experiment 1's configuration for ``profile`` with the ⟨Z⟩ readout and the arms of the
+    noisy-readout comparison (issue 17): Adam and SGD λ = 0.5, each with the exact readout and
+    with :data:`DEVICE`'s noisy one, on the profile's seeds. Results go to
+    ``data/results/qpu/<profile>/`` (:func:`training_dir`)."""
+    from . import text_classification as tc
+
+    return tc.config_for(profile, **{"readout": "expval_z", "optimizers": NOISE_ARMS, **overrides})
+
+
+def training_dir(profile: str):
+    from .store import results_dir
+
+    return results_dir("qpu", profile)
 
 
 def step_cost(batch: int, heads: int, seq: int, layers: int, n_qubits: int, depth: int, precision: float,

@@ -47,6 +47,7 @@ from . import synthetic
 from .config import ExperimentConfig, synchronize
 from .guards import check_finite_step
 from .provenance import CODE, now, record
+from .qpu import DEVICE, device_channel, with_device_noise
 from .spec import OptimizerSpec
 from .store import ResultsStore, TableSchema
 
@@ -56,7 +57,8 @@ PLACEBO = "SGD λ=0.5, placebo"
 CLASSICAL = "Adam, classical attention"
 CONTROLS = (PLACEBO, CLASSICAL)
 # arm-label suffix -> the Config field it overrides for that arm
-SUFFIXES = {", placebo": ("sgd_perturbation", "placebo"), ", classical attention": ("attention", "classical")}
+SUFFIXES = {", placebo": ("sgd_perturbation", "placebo"), ", classical attention": ("attention", "classical"),
+            ", noisy readout": ("device_noise", DEVICE)}
 LOG_EVERY = 10  # log ‖λQ‖/‖Adam step‖ on every LOG_EVERY-th step
 REQUIRED = ["optimizer", "seed", "epoch", "train_loss", "test_accuracy", "epoch_seconds", "step_seconds"]
 COLUMNS = REQUIRED + ["perturbation_ratio"]  # NaN where an arm has no perturbation (and in older files)
@@ -96,6 +98,7 @@ class Config(ExperimentConfig):
     sgd_perturbation: str = "sin"
     readout: str = "amplitude"  # Φ's readout (sgdq.method.circuit.READOUTS)
     shots: int | None = None  # finite-shot ⟨Z⟩ estimate (needs readout="expval_z"); None: exact
+    device_noise: str | None = None  # a fake IBM backend whose noise the ⟨Z⟩ readout carries (sgdq.experiments.qpu)
     optimizers: tuple = OPTIMIZERS
     workers: int | str = 1  # parallel worker processes, one thread each; "auto": one per CPU core
 
@@ -122,8 +125,13 @@ class Config(ExperimentConfig):
             check_int(name, getattr(self, name), 1)
         if self.workers != "auto":
             check_int("workers", self.workers, 1)
+        if self.device_noise is not None and not isinstance(self.device_noise, str):
+            raise ValueError(f"device_noise must be None or a fake backend's name, got {self.device_noise!r}")
         for label in self.optimizers:
             self.spec(label)  # names an unknown label
+            if self.device_noise_of(label) and self.readout != "expval_z":
+                raise ValueError(f"arm {label!r} reads Φ through a device's noise, which needs readout='expval_z' "
+                                 f"(what a device measures), got readout={self.readout!r}")
 
     def arm(self, label: str) -> tuple[str, dict]:
         """(optimizer label, Config overrides) of an arm label: ``"SGD λ=0.5, placebo"`` is SGD
@@ -153,6 +161,9 @@ class Config(ExperimentConfig):
 
     def attention_of(self, label: str) -> str:
         return self.arm(label)[1].get("attention", self.attention)
+
+    def device_noise_of(self, label: str) -> str | None:
+        return self.arm(label)[1].get("device_noise", self.device_noise)
 
     def n_workers(self) -> int:
         return (os.cpu_count() or 1) if self.workers == "auto" else int(self.workers)
@@ -191,6 +202,8 @@ def train_one(cfg: Config, optimizer: str, seed: int, data=None) -> list[dict]:
     model = TransformerClassifier(synthetic.VOCAB_SIZE, n_classes=2, max_len=cfg.max_len, n_qubits=cfg.n_qubits,
                                   depth=cfg.depth, attention=cfg.attention_of(optimizer), readout=cfg.readout,
                                   shots=cfg.shots).to(device)
+    if cfg.device_noise_of(optimizer):
+        with_device_noise(model, device_channel(cfg.device_noise_of(optimizer), cfg.n_qubits, cfg.depth))
     opt = cfg.build_optimizer(optimizer, model.parameters())
     log_size = isinstance(opt, SuperpositionalAdam)
     order = torch.Generator().manual_seed(seed)  # same batch order for every optimizer
@@ -292,7 +305,8 @@ def run_experiment(cfg: Config, out_dir: Path | None = None, force: bool = False
     if not todo and store.provenance() is not None:
         return _sorted(old)
     workers = min(cfg.n_workers(), len({s for _, s in todo})) if todo else 1
-    prov = record(cfg.torch_device(), code=CODE["ablations" if "ablations" in store.dir.parts else cfg.EXPERIMENT],
+    prov = record(cfg.torch_device(), code=CODE[next((k for k in ("ablations", "qpu") if k in store.dir.parts),
+                                                     cfg.EXPERIMENT)],
                   experiment=cfg.EXPERIMENT, config=asdict(cfg), config_key=cfg.key(),
                   started_at=now(), finished_at=None, reused_pairs=sorted(map(list, done)), workers=workers,
                   threads_per_worker=1 if workers > 1 else torch.get_num_threads())
