@@ -309,3 +309,17 @@ def test_exp2_tables_by_hand():
     mag = tables.magnitude_table(sizes, (0.1, 0.5), 0.01, 80)
     assert mag.loc["literal", "‖λQ‖ / ‖Adam step‖ at λ = 0.5"] == pytest.approx(1e-6)  # the median, not the mean
     assert list(mag.trained) == ["no (too small)", "yes"] and mag.loc["literal", "share of weights (%)"] == 10
+
+
+def test_comparison_sentences_read_the_interval_not_the_point():
+    """The sentence follows the 95 % CI: below zero reads "lower"/"fewer", across zero "no difference"."""
+    row = {"reference": "Adam", "seeds": 30, "Δ final accuracy (pp)": -0.5, "Δ acc. CI low": -0.9,
+           "Δ acc. CI high": -0.1, "epochs to 90 % (%)": -20.0, "epochs to 90 % CI low": -45.0,
+           "epochs to 90 % CI high": 3.0}
+    table = pd.DataFrame([row, row | {"Δ acc. CI low": 0.1, "Δ acc. CI high": 0.9, "Δ final accuracy (pp)": 0.5,
+                                      "epochs to 90 % CI high": -2.0}],
+                         index=["A, noisy", "B, noisy"])
+    first, second = tables.comparison_sentences(table)
+    assert "final accuracy -0.50 pp (95 % CI -0.90 to -0.10: lower)" in first
+    assert "epochs to 90 % -20.0 % (-45.0 to +3.0 %: no difference detectable at 95 %)" in first
+    assert "(95 % CI +0.10 to +0.90: higher)" in second and "-2.0 %: fewer)" in second

@@ -2,6 +2,7 @@
 a notebook.
 
 * :func:`comparisons` — every arm of experiment 1 against a reference, paired by seed (chapter 05);
+* :func:`comparison_sentences` — those comparisons in plain words (chapter 09);
 * :func:`null_table` — where the paper's single-run gaps fall among Adam-against-Adam gaps (chapter 05);
 * :func:`effects` — ablation variants as paired differences from the Adam baseline (chapter 07);
 * :func:`significant_variants` — which of those differ from Adam at 95 % (chapter 07);
@@ -77,6 +78,34 @@ def comparisons(runs: pd.DataFrame, reference: str = "Adam", arms=None) -> pd.Da
         row["log-rank p (epochs to 90 %)"] = stats.logrank(pair, "epochs_to_target", arm, reference)
         rows.append(row)
     return _no_negative_zero(pd.DataFrame(rows).set_index("arm"))
+
+
+
+def _direction(lo: float, hi: float, lower: str, higher: str) -> str:
+    """How a 95 % interval reads: entirely below zero, entirely above, or across it."""
+    if hi < 0:
+        return lower
+    if lo > 0:
+        return higher
+    return "no difference detectable at 95 %"
+
+
+def comparison_sentences(table: pd.DataFrame) -> list[str]:
+    """One plain sentence per row of a :func:`comparisons` table: the final-accuracy difference and
+    the change in epochs to 90 %, each with its 95 % CI and what the interval says."""
+    out = []
+    for arm, r in table.iterrows():
+        acc = _direction(r["Δ acc. CI low"], r["Δ acc. CI high"], "lower", "higher")
+        ep_lo, ep_hi = r["epochs to 90 % CI low"], r["epochs to 90 % CI high"]
+        if math.isfinite(ep_lo) and math.isfinite(ep_hi):
+            epochs = (f"epochs to 90 % {r['epochs to 90 % (%)']:+.1f} % ({ep_lo:+.1f} to {ep_hi:+.1f} %: "
+                      f"{_direction(ep_lo, ep_hi, 'fewer', 'more')})")
+        else:
+            epochs = "epochs to 90 % not estimable (too few runs reach it)"
+        out.append(f"{arm} against {r['reference']} ({r['seeds']} seeds): final accuracy "
+                   f"{r['Δ final accuracy (pp)']:+.2f} pp (95 % CI {r['Δ acc. CI low']:+.2f} to "
+                   f"{r['Δ acc. CI high']:+.2f}: {acc}); {epochs}.")
+    return out
 
 
 # (label, per-run column, as a ratio, the paper's single-run value in the table's unit, scale)
