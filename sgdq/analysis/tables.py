@@ -80,7 +80,6 @@ def comparisons(runs: pd.DataFrame, reference: str = "Adam", arms=None) -> pd.Da
     return _no_negative_zero(pd.DataFrame(rows).set_index("arm"))
 
 
-
 def _direction(lo: float, hi: float, lower: str, higher: str) -> str:
     """How a 95 % interval reads: entirely below zero, entirely above, or across it."""
     if hi < 0:
